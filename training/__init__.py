@@ -1,0 +1,1 @@
+"""Datasets, models, losses and the training engine for text-to-image person ReID (DESIGN.md §5)."""

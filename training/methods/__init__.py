@@ -1,0 +1,1 @@
+"""Training methods (model + losses) behind one interface; see :mod:`training.methods.base`."""

@@ -1,0 +1,64 @@
+"""The contract between the engine and a training method.
+
+A *method* is an ``nn.Module`` that owns its encoders, heads and losses. The engine
+(``training.engine``) only knows this interface, so NAM pretraining, IRRA fine-tuning, BDAM,
+Sew+MCM, CFAM and the weakly supervised method are all just registered methods.
+
+Batch contract (a ``dict`` produced by ``training.data`` collate functions):
+
+============== ============================ ===============================================
+key            type                         meaning
+============== ============================ ===============================================
+images         float [B, 3, H, W]           normalized image tensor
+text_tokens    long  [B, L]                 CLIP BPE ids, zero padded, L = context length
+person_ids     long  [B]                    identity labels (train ids 0..N-1; for a corpus
+                                            each image is its own identity)
+caption_ids    long  [B]                    global index of the caption (NAM noise store row)
+image_index    long  [B]                    global index of the image in the dataset
+(optional)     ...                          method-specific extras, e.g. ``identity_tokens``,
+                                            ``clothing_tokens``, ``augmented_images``
+============== ============================ ===============================================
+
+``forward(batch)`` returns a dict: every key ending in ``_loss`` is a scalar tensor summed by the
+engine into the total loss (the method applies its own weights); other keys are logged scalars.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class TrainingMethod(nn.Module):
+    """Base class; subclasses implement ``forward``, ``encode_image`` and ``encode_text``."""
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Global image embedding [B, D] (not necessarily normalized)."""
+        raise NotImplementedError
+
+    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """Global text embedding [B, D] (not necessarily normalized)."""
+        raise NotImplementedError
+
+    # --- optional hooks -------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called by the engine before each epoch (0-based), e.g. NAM swaps its noise buffers."""
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Called by the engine after each epoch."""
+
+    def extra_state(self) -> dict[str, Any]:
+        """Non-parameter state to checkpoint (tensors/plain types only: loaded with weights_only=True)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    def rerank_scores(self, query_tokens: torch.Tensor, gallery_images: torch.Tensor) -> torch.Tensor | None:
+        """Optional stage-2 scorer for the evaluator's re-ranking hook; ``None`` = no re-ranking."""
+        return None
