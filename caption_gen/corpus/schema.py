@@ -91,6 +91,8 @@ REJECT_SCHEMA = pa.schema(
         # the first / main reason, for grouping ("decode:truncated", "validation:refusal", ...)
         pa.field("reason", pa.string(), nullable=False),
         pa.field("reasons", pa.list_(pa.string())),
+        # free text for a human: what exactly was wrong ("same content as a/b.jpg", "truncated at ...")
+        pa.field("detail", pa.string()),
         pa.field("caption", pa.string()),
         pa.field("attempt", pa.int32()),
         pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),

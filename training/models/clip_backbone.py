@@ -1,0 +1,233 @@
+"""CLIP dual encoder through open_clip, with layer-l token access for NAM (seed 002 §3.2, §4.2).
+
+* Built with :func:`open_clip.create_model` from a model config written to a temporary
+  ``local-dir:`` folder (open_clip's custom-config mechanism), always randomly initialised
+  (``pretrained`` never resolved, so no network); named archs take their config from open_clip's
+  registry, ``"tiny"`` is made from the ``tiny_*`` knobs of :class:`ModelConfig`.
+* The ViT is re-targeted to ``image_size`` and ``stride`` (overlapping patches when stride < patch):
+  the patch convolution's stride is changed and the position embeddings are interpolated
+  (:mod:`training.models.position_embedding`).
+* ``checkpoint`` (a local open_clip / OpenAI state dict, ``.pt``/``.bin``/``.safetensors``) is loaded
+  with ``weights_only=True`` after that; a square checkpoint grid (14×14 for ViT-B/16 at 224) is
+  interpolated to the new grid.
+* The towers are run block by block here (same modules, same math as open_clip's ``encode_*``) so
+  one pass yields both the final tokens and the layer-l tokens; a no-gradient pass can stop at l.
+
+Choice (seed 002 leaves it open): tokens are compared in the joint embedding space. The paper's
+Eq. 1 needs text and image token embeddings of one dimension d, but ViT-B/16 has width 768 and the
+text transformer 512, so layer-l tokens are mapped with each tower's final LayerNorm and projection
+(:meth:`project_image_tokens`, :meth:`project_text_tokens`) before the cosine similarity.
+
+``logit_scale`` of the open_clip model is frozen (SDM uses a fixed temperature): no parameter is
+left without a gradient, so DDP needs no ``find_unused_parameters``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import open_clip
+import torch
+from open_clip.factory import load_state_dict as load_open_clip_state_dict
+from open_clip.transformer import VisionTransformer
+from torch import nn
+
+from caption_gen.errors import ConfigError
+from training.models.config import TINY_ARCH, ModelConfig
+from training.models.position_embedding import interpolate_position_embedding, patch_grid, square_grid
+
+log = logging.getLogger(__name__)
+
+VISUAL_POS_KEY = "visual.positional_embedding"
+TEXT_POS_KEY = "positional_embedding"
+
+
+def open_clip_model_config(config: ModelConfig, vocab_size: int) -> dict:
+    """The open_clip model config dict for ``config.arch`` (copy of the registry entry or tiny)."""
+    if config.arch == TINY_ARCH:
+        width, text_width = config.tiny_width, config.tiny_text_width
+        return {
+            "embed_dim": config.embed_dim or text_width,
+            "vision_cfg": {
+                "image_size": list(config.image_size),
+                "layers": config.tiny_layers,
+                "width": width,
+                "head_width": width // config.tiny_heads,
+                "patch_size": config.tiny_patch_size,
+            },
+            "text_cfg": {
+                "context_length": config.context_length,
+                "vocab_size": vocab_size,
+                "width": text_width,
+                "heads": config.tiny_text_heads,
+                "layers": config.tiny_text_layers,
+            },
+        }
+    base = open_clip.get_model_config(config.arch)
+    if base is None:
+        raise ConfigError(f"model.arch: unknown open_clip model {config.arch!r} (or use {TINY_ARCH!r})")
+    cfg = copy.deepcopy(base)
+    if "timm_model_name" in cfg.get("vision_cfg", {}) or "hf_model_name" in cfg.get("text_cfg", {}):
+        raise ConfigError(f"model.arch: {config.arch!r} is not a ViT CLIP with open_clip's own towers")
+    if config.embed_dim is not None:
+        cfg["embed_dim"] = config.embed_dim
+    cfg["text_cfg"]["context_length"] = config.context_length
+    cfg["text_cfg"]["vocab_size"] = vocab_size
+    return cfg
+
+
+class _ExpectedRandomInitFilter(logging.Filter):
+    """Hide open_clip's "no weights found" warnings: random init is intended here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "no CLIP weights found" not in text and "initialized randomly" not in text
+
+
+def _create_open_clip(model_cfg: dict) -> open_clip.CLIP:
+    quiet = _ExpectedRandomInitFilter()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        with tempfile.TemporaryDirectory(prefix="pedes-clip-cfg-") as tmp:
+            (Path(tmp) / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}))
+            model = open_clip.create_model(f"local-dir:{tmp}", pretrained=None, load_weights=False)
+    finally:
+        root.removeFilter(quiet)
+    if not isinstance(model, open_clip.CLIP) or not isinstance(model.visual, VisionTransformer):
+        raise ConfigError("model.arch: only ViT CLIP models with the built-in text tower are supported")
+    return model
+
+
+class ClipBackbone(nn.Module):
+    """Image and text towers of an open_clip CLIP, re-targeted to ``config.image_size``/``stride``."""
+
+    def __init__(self, config: ModelConfig, vocab_size: int) -> None:
+        super().__init__()
+        self.config = config
+        self.clip = _create_open_clip(open_clip_model_config(config, vocab_size))
+        self.clip.logit_scale.requires_grad_(False)
+        visual = self.clip.visual
+        self.patch_size = int(visual.conv1.kernel_size[0])
+        if config.stride > self.patch_size:
+            raise ConfigError(f"model.stride: {config.stride} > patch size {self.patch_size} skips pixels")
+        try:
+            self.grid = patch_grid(tuple(config.image_size), self.patch_size, config.stride)
+        except ValueError as exc:
+            raise ConfigError(f"model.image_size: {exc}") from None
+        old_grid = tuple(visual.grid_size)
+        with torch.no_grad():
+            new_pos = interpolate_position_embedding(visual.positional_embedding.data, old_grid, self.grid)
+        visual.positional_embedding = nn.Parameter(new_pos)
+        visual.conv1.stride = (config.stride, config.stride)
+        visual.grid_size = self.grid
+        visual.image_size = tuple(config.image_size)
+        self.embed_dim: int = int(visual.output_dim)
+        self.vision_layers = len(visual.transformer.resblocks)
+        self.text_layers = len(self.clip.transformer.resblocks)
+        self.nam_layer = min(config.nam_layer, self.vision_layers, self.text_layers)
+        if config.checkpoint is not None:
+            self.load_clip_checkpoint(config.checkpoint)
+
+    # --- weights ----------------------------------------------------------------------------
+    def load_clip_checkpoint(self, path: Path | str) -> None:
+        """Load a local open_clip/OpenAI CLIP state dict (``weights_only=True``), adapting positions."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"model.checkpoint: file not found: {path}")
+        try:
+            state = load_open_clip_state_dict(str(path), weights_only=True)
+        except Exception as exc:  # unreadable, pickled objects, JIT archive...
+            raise ConfigError(f"model.checkpoint: {path}: not a loadable CLIP state dict ({exc})") from None
+        state = dict(state)
+        pos = state.get(VISUAL_POS_KEY)
+        target = self.clip.visual.positional_embedding
+        if pos is not None and pos.shape != target.shape:
+            try:
+                old_grid = square_grid(pos.shape[0] - 1)
+                state[VISUAL_POS_KEY] = interpolate_position_embedding(pos, old_grid, self.grid)
+            except ValueError as exc:
+                raise ConfigError(f"model.checkpoint: {path}: {exc}") from None
+        text_pos = state.get(TEXT_POS_KEY)
+        if text_pos is not None and text_pos.shape[0] > self.clip.positional_embedding.shape[0]:
+            state[TEXT_POS_KEY] = text_pos[: self.clip.positional_embedding.shape[0]]
+        for key in ("input_resolution", "context_length", "vocab_size"):
+            state.pop(key, None)
+        try:
+            self.clip.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ConfigError(f"model.checkpoint: {path} does not match arch {self.config.arch!r}: {exc}") from None
+        log.info("loaded CLIP weights from %s", path)
+
+    # --- image tower ----------------------------------------------------------------------
+    def image_tokens(
+        self, images: torch.Tensor, return_layer: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected final tokens ``[B, 1+M, D]`` ([CLS] first) and raw layer-``return_layer``
+        tokens ``[B, 1+M, width]`` (1-based layer; ``None`` = not requested)."""
+        visual = self.clip.visual
+        x = visual._embeds(images)
+        layer_out = None
+        for index, block in enumerate(visual.transformer.resblocks, start=1):
+            x = block(x)
+            if index == return_layer:
+                layer_out = x
+        return self.project_image_tokens(x), layer_out
+
+    def project_image_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Final LayerNorm + projection of ViT tokens into the joint space (used for any layer)."""
+        visual = self.clip.visual
+        return visual.ln_post(x) @ visual.proj
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Global image feature ``v_cls`` [B, D]."""
+        return self.image_tokens(images)[0][:, 0]
+
+    # --- text tower -----------------------------------------------------------------------
+    def _text_embeds(self, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        length = text.shape[1]
+        if length > self.clip.positional_embedding.shape[0]:
+            raise ValueError(f"text has {length} tokens, context length is {self.clip.context_length}")
+        x = self.clip.token_embedding(text)
+        x = x + self.clip.positional_embedding[:length].to(x.dtype)
+        return x, self.clip.attn_mask[:length, :length]
+
+    def text_tokens(
+        self, text: torch.Tensor, return_layer: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Projected final tokens ``[B, L, D]`` and raw layer-``return_layer`` tokens ``[B, L, width]``."""
+        x, mask = self._text_embeds(text)
+        layer_out = None
+        for index, block in enumerate(self.clip.transformer.resblocks, start=1):
+            x = block(x, attn_mask=mask)
+            if index == return_layer:
+                layer_out = x
+        return self.project_text_tokens(x), layer_out
+
+    def text_layer_tokens(self, text: torch.Tensor, layer: int) -> torch.Tensor:
+        """Raw tokens after block ``layer`` (1-based), running only the first ``layer`` blocks."""
+        if not 1 <= layer <= self.text_layers:
+            raise ValueError(f"layer {layer} outside 1..{self.text_layers}")
+        x, mask = self._text_embeds(text)
+        for block in self.clip.transformer.resblocks[:layer]:
+            x = block(x, attn_mask=mask)
+        return x
+
+    def project_text_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Final LayerNorm + projection of text tokens into the joint space (used for any layer)."""
+        x = self.clip.ln_final(x)
+        projection = self.clip.text_projection
+        return projection(x) if isinstance(projection, nn.Linear) else x @ projection
+
+    @staticmethod
+    def pool_text(tokens: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The [EOS] token's feature ``t_eos`` (EOS has the largest id in each row, as in CLIP)."""
+        return tokens[torch.arange(tokens.shape[0], device=tokens.device), text.argmax(dim=-1)]
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+        """Global text feature ``t_eos`` [B, D]."""
+        return self.pool_text(self.text_tokens(text)[0], text)
