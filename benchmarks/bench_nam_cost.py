@@ -25,7 +25,10 @@ WORDS = "man woman red blue black white jacket shirt jeans shoes bag backpack ha
 
 def make_batch(tokenizer: ClipTokenizer, batch: int, image_size: tuple[int, int]) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    captions = [" ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (40,), generator=g)) for _ in range(batch)]
+    captions = [
+        " ".join(WORDS[int(i)] for i in torch.randint(0, len(WORDS), (40,), generator=g))
+        for _ in range(batch)
+    ]
     return {
         "images": torch.randn(batch, 3, *image_size, generator=g),
         "text_tokens": tokenizer(captions),
@@ -37,8 +40,14 @@ def make_batch(tokenizer: ClipTokenizer, batch: int, image_size: tuple[int, int]
 
 def time_steps(masking: str, config: ModelConfig, tokenizer, batch, steps: int, run_dir: str) -> list[float]:
     torch.manual_seed(0)
-    method = METHODS.build("nam_sdm", model=config, num_classes=batch["images"].shape[0],
-                           num_captions=batch["images"].shape[0], tokenizer=tokenizer, masking=masking).train()
+    method = METHODS.build(
+        "nam_sdm",
+        model=config,
+        num_classes=batch["images"].shape[0],
+        num_captions=batch["images"].shape[0],
+        tokenizer=tokenizer,
+        masking=masking,
+    ).train()
     method.set_run_dir(run_dir)
     optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-5)
     method.on_epoch_start(0)
@@ -66,15 +75,28 @@ def main() -> None:
     tokenizer = ClipTokenizer()
     # tiny-but-not-trivial, ViT-B/16-shaped: 384x128 (24x8 patches), 6-layer towers with the 3:2
     # image:text width ratio of ViT-B/16 (192 vs 128), l = 5 of 6 (paper: 10 of 12), 40-word captions
-    config = ModelConfig(arch="tiny", image_size=(384, 128), tiny_width=192, tiny_layers=6, tiny_heads=3,
-                         tiny_text_width=128, tiny_text_layers=6, tiny_text_heads=2, nam_layer=5)
+    config = ModelConfig(
+        arch="tiny",
+        image_size=(384, 128),
+        tiny_width=192,
+        tiny_layers=6,
+        tiny_heads=3,
+        tiny_text_width=128,
+        tiny_text_layers=6,
+        tiny_text_heads=2,
+        nam_layer=5,
+    )
     batch = make_batch(tokenizer, args.batch, config.image_size)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for masking in ("em", "nam", "em", "nam"):  # interleaved to even out machine noise
-            results.setdefault(masking, []).extend(time_steps(masking, config, tokenizer, batch, args.steps, tmp))
+            results.setdefault(masking, []).extend(
+                time_steps(masking, config, tokenizer, batch, args.steps, tmp)
+            )
     em, nam = statistics.median(results["em"]), statistics.median(results["nam"])
-    print(f"config: tiny 6+6 layers, widths 192/128, 384x128, 40-word captions, batch {args.batch}, nam_layer 5, {2 * args.steps} steps each")
+    print(
+        f"config: tiny 6+6 layers, widths 192/128, 384x128, 40-word captions, batch {args.batch}, nam_layer 5, {2 * args.steps} steps each"
+    )
     print(f"EM  step median: {em * 1000:.1f} ms")
     print(f"NAM step median: {nam * 1000:.1f} ms")
     print(f"NAM/EM ratio: {nam / em:.3f} (overhead {100 * (nam / em - 1):+.1f} %, target <= +15 %)")

@@ -5,4 +5,12 @@ from training.losses.itc import itc_loss
 from training.losses.mlm import IGNORE_INDEX, mlm_accuracy, mlm_loss
 from training.losses.sdm import DEFAULT_TEMPERATURE, sdm_loss
 
-__all__ = ["DEFAULT_TEMPERATURE", "IGNORE_INDEX", "id_loss", "itc_loss", "mlm_accuracy", "mlm_loss", "sdm_loss"]
+__all__ = [
+    "DEFAULT_TEMPERATURE",
+    "IGNORE_INDEX",
+    "id_loss",
+    "itc_loss",
+    "mlm_accuracy",
+    "mlm_loss",
+    "sdm_loss",
+]

@@ -9,4 +9,6 @@ import torch.nn.functional as F
 
 def id_loss(image_logits: torch.Tensor, text_logits: torch.Tensor, person_ids: torch.Tensor) -> torch.Tensor:
     """Mean of the two cross-entropies over ``[B, num_classes]`` logits."""
-    return (F.cross_entropy(image_logits.float(), person_ids) + F.cross_entropy(text_logits.float(), person_ids)) / 2
+    return (
+        F.cross_entropy(image_logits.float(), person_ids) + F.cross_entropy(text_logits.float(), person_ids)
+    ) / 2

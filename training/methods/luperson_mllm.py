@@ -183,7 +183,9 @@ class ClipMethod(TrainingMethod):
             "mlm_acc": mlm_accuracy(logits.detach(), labels),
         }
 
-    def _mask(self, tokens: torch.Tensor, probabilities: torch.Tensor, caption_ids: torch.Tensor, purpose: int):
+    def _mask(
+        self, tokens: torch.Tensor, probabilities: torch.Tensor, caption_ids: torch.Tensor, purpose: int
+    ):
         seeds = masking_seeds(caption_ids, self.epoch, self.params.mask_seed, purpose)
         return sample_token_masking(tokens, probabilities, self.tokenizer.mask_token_id, seeds=seeds)
 
@@ -221,7 +223,9 @@ class ClipMethod(TrainingMethod):
         if report.skipped_shape:
             log.warning("load_pretrained: skipped (shape differs): %s", ", ".join(report.skipped_shape))
         if report.missing:
-            log.info("load_pretrained: %d keys kept at init: %s", len(report.missing), ", ".join(report.missing))
+            log.info(
+                "load_pretrained: %d keys kept at init: %s", len(report.missing), ", ".join(report.missing)
+            )
         return report
 
 
@@ -269,7 +273,9 @@ class NamSdmMethod(ClipMethod):
         if self._store is None:
             if self.run_dir is None:
                 if dist_rank_world()[1] > 1:
-                    raise RuntimeError("nam_sdm under DDP needs set_run_dir(shared directory) before training")
+                    raise RuntimeError(
+                        "nam_sdm under DDP needs set_run_dir(shared directory) before training"
+                    )
                 self.run_dir = Path(tempfile.mkdtemp(prefix="pedes-nam-"))
                 log.warning("nam_sdm: no run dir set; NAM store in %s", self.run_dir)
             self._store = NoiseStore(self.num_captions, self.model_config.context_length, self.run_dir)
@@ -327,14 +333,18 @@ class NamSdmMethod(ClipMethod):
         if not self.training:  # validation loss: the full caption, no store update
             image_tokens, _ = backbone.image_tokens(images)
             text_tokens, _ = backbone.text_tokens(tokens)
-            return self._global_losses(image_tokens[:, 0], backbone.pool_text(text_tokens, tokens), person_ids)
+            return self._global_losses(
+                image_tokens[:, 0], backbone.pool_text(text_tokens, tokens), person_ids
+            )
 
         probabilities = self.masking_probabilities_for(tokens, caption_ids)
         masked = self._mask(tokens, probabilities, caption_ids, NAM_SEED_PURPOSE)
         layer = backbone.nam_layer if self.uses_nam else None
         image_tokens, image_layer = backbone.image_tokens(images, return_layer=layer)
         text_tokens, _ = backbone.text_tokens(masked.tokens)
-        out = self._global_losses(image_tokens[:, 0], backbone.pool_text(text_tokens, masked.tokens), person_ids)
+        out = self._global_losses(
+            image_tokens[:, 0], backbone.pool_text(text_tokens, masked.tokens), person_ids
+        )
         if self.cross_modal is not None:
             out.update(self._mlm_losses(text_tokens, image_tokens, masked.labels))
         valid = self.tokenizer.word_token_mask(tokens)
@@ -369,7 +379,9 @@ class IrraMethod(ClipMethod):
         backbone = self.backbone
         image_tokens, _ = backbone.image_tokens(images)
         text_tokens, _ = backbone.text_tokens(tokens)
-        out = self._global_losses(image_tokens[:, 0], backbone.pool_text(text_tokens, tokens), batch["person_ids"])
+        out = self._global_losses(
+            image_tokens[:, 0], backbone.pool_text(text_tokens, tokens), batch["person_ids"]
+        )
         if self.cross_modal is not None:
             valid = self.tokenizer.word_token_mask(tokens)
             probabilities = equal_masking_probabilities(valid, self.params.mask_ratio)

@@ -160,7 +160,9 @@ class ClipBackbone(nn.Module):
         try:
             self.clip.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise ConfigError(f"model.checkpoint: {path} does not match arch {self.config.arch!r}: {exc}") from None
+            raise ConfigError(
+                f"model.checkpoint: {path} does not match arch {self.config.arch!r}: {exc}"
+            ) from None
         log.info("loaded CLIP weights from %s", path)
 
     # --- image tower ----------------------------------------------------------------------

@@ -42,5 +42,7 @@ class ModelConfig(ConfigModel):
             if self.tiny_width % self.tiny_heads or self.tiny_text_width % self.tiny_text_heads:
                 raise ValueError("tiny_width/tiny_text_width must be divisible by their head counts")
             if self.tiny_patch_size > min(h, w):
-                raise ValueError(f"tiny_patch_size {self.tiny_patch_size} exceeds image_size {self.image_size}")
+                raise ValueError(
+                    f"tiny_patch_size {self.tiny_patch_size} exceeds image_size {self.image_size}"
+                )
         return self

@@ -28,7 +28,9 @@ BERT_RANDOM_FRACTION = 0.1
 _SEED_MASK = (1 << 63) - 1
 
 
-def masking_probabilities(noise: torch.Tensor, valid_mask: torch.Tensor, p: float = DEFAULT_MASK_RATIO) -> torch.Tensor:
+def masking_probabilities(
+    noise: torch.Tensor, valid_mask: torch.Tensor, p: float = DEFAULT_MASK_RATIO
+) -> torch.Tensor:
     """Eq. 3-4 per caption over its valid tokens, clipped to [0, 1], zero on invalid tokens. ``[B, L]``."""
     valid = valid_mask.bool()
     weights = valid.to(torch.float32)
@@ -46,7 +48,9 @@ def equal_masking_probabilities(valid_mask: torch.Tensor, p: float = DEFAULT_MAS
 
 def masking_seeds(caption_ids: torch.Tensor, epoch: int, base_seed: int, purpose: int = 0) -> list[int]:
     """One 63-bit seed per caption from (base seed, purpose, epoch, caption id); stable across processes."""
-    return [hash((int(base_seed), int(purpose), int(epoch), int(c))) & _SEED_MASK for c in caption_ids.tolist()]
+    return [
+        hash((int(base_seed), int(purpose), int(epoch), int(c))) & _SEED_MASK for c in caption_ids.tolist()
+    ]
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,14 @@ def sample_token_masking(
     global CPU generator. Tokens with probability 0 (padding, [SOS], [EOS]) are never selected.
     """
     if tokens.shape != probabilities.shape:
-        raise ValueError(f"tokens {tuple(tokens.shape)} and probabilities {tuple(probabilities.shape)} differ")
+        raise ValueError(
+            f"tokens {tuple(tokens.shape)} and probabilities {tuple(probabilities.shape)} differ"
+        )
     if not 0.0 <= mask_fraction + random_fraction <= 1.0:
         raise ValueError("mask_fraction + random_fraction must lie in [0, 1]")
-    select_u, kind_u, replacement = (t.to(tokens.device) for t in _draws(tuple(tokens.shape), seeds, mask_token_id))
+    select_u, kind_u, replacement = (
+        t.to(tokens.device) for t in _draws(tuple(tokens.shape), seeds, mask_token_id)
+    )
     selected = select_u < probabilities
     to_mask = selected & (kind_u < mask_fraction)
     to_random = selected & (kind_u >= mask_fraction) & (kind_u < mask_fraction + random_fraction)

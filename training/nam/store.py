@@ -97,7 +97,9 @@ class NoiseStore:
         return self._paths(epoch, f".rank{rank:03d}")
 
     def _open(self, paths: tuple[Path, Path], mode: str) -> _Buffer:
-        noise = np.memmap(paths[0], dtype=np.float16, mode=mode, shape=(self.num_captions, self.context_length))
+        noise = np.memmap(
+            paths[0], dtype=np.float16, mode=mode, shape=(self.num_captions, self.context_length)
+        )
         seen = np.memmap(paths[1], dtype=np.uint8, mode=mode, shape=(self.num_captions,))
         return _Buffer(noise, seen, paths)
 
@@ -116,7 +118,12 @@ class NoiseStore:
         previous = self._paths(epoch - 1)
         self._read = self._open(previous, "r") if epoch > 0 and previous[1].exists() else None
         if epoch > 0 and self._read is None:
-            log.warning("NAM store: no noise of epoch %d in %s; epoch %d masks with p", epoch - 1, self.directory, epoch)
+            log.warning(
+                "NAM store: no noise of epoch %d in %s; epoch %d masks with p",
+                epoch - 1,
+                self.directory,
+                epoch,
+            )
         shard = self._shard_paths(epoch, self.rank)
         self._write = self._open(shard, "r+" if shard[1].exists() else "w+")
         self.epoch = epoch

@@ -21,7 +21,9 @@ def method_tokenizer() -> ClipTokenizer:
 
 @pytest.fixture(scope="session")
 def method_model_config() -> ModelConfig:
-    return ModelConfig(arch="tiny", image_size=(64, 32), stride=16, tiny_layers=3, tiny_text_layers=3, nam_layer=2)
+    return ModelConfig(
+        arch="tiny", image_size=(64, 32), stride=16, tiny_layers=3, tiny_text_layers=3, nam_layer=2
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@ NAM state through extra_state, pretrained loading."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -48,11 +46,16 @@ def test_forward_keys_backward_and_every_parameter_has_a_gradient(
     _total(out).backward()
     missing = [n for n, p in method.named_parameters() if p.requires_grad and p.grad is None]
     assert missing == []  # DDP can run with find_unused_parameters=False
-    assert method.encode_image(method_batch["images"]).shape == method.encode_text(method_batch["text_tokens"]).shape
+    assert (
+        method.encode_image(method_batch["images"]).shape
+        == method.encode_text(method_batch["text_tokens"]).shape
+    )
 
 
 @pytest.mark.parametrize("name", ["sdm", "nam_sdm", "irra"])
-def test_deterministic_given_torch_seed(name, method_model_config, method_tokenizer, method_batch, tmp_path) -> None:
+def test_deterministic_given_torch_seed(
+    name, method_model_config, method_tokenizer, method_batch, tmp_path
+) -> None:
     results = []
     for run in range(2):
         method = _build(name, method_model_config, method_tokenizer, tmp_path / str(run)).train()
@@ -61,7 +64,9 @@ def test_deterministic_given_torch_seed(name, method_model_config, method_tokeni
     assert results[0] == results[1]
 
 
-def test_nam_and_em_share_everything_but_probabilities(method_model_config, method_tokenizer, method_batch, tmp_path):
+def test_nam_and_em_share_everything_but_probabilities(
+    method_model_config, method_tokenizer, method_batch, tmp_path
+):
     nam = _build("nam_sdm", method_model_config, method_tokenizer, tmp_path / "nam").train()
     em = _build("nam_sdm", method_model_config, method_tokenizer, tmp_path / "em", masking="em").train()
     nam.on_epoch_start(0)
@@ -118,8 +123,12 @@ def test_nam_state_survives_checkpoint(method_model_config, method_tokenizer, me
     resumed.load_extra_state(checkpoint["method"])
     resumed.on_epoch_start(1)
     tokens, ids = method_batch["text_tokens"], method_batch["caption_ids"]
-    assert torch.equal(resumed.masking_probabilities_for(tokens, ids), method.masking_probabilities_for(tokens, ids))
-    assert resumed(method_batch)["sdm_loss"].item() == pytest.approx(method(method_batch)["sdm_loss"].item(), rel=1e-6)
+    assert torch.equal(
+        resumed.masking_probabilities_for(tokens, ids), method.masking_probabilities_for(tokens, ids)
+    )
+    assert resumed(method_batch)["sdm_loss"].item() == pytest.approx(
+        method(method_batch)["sdm_loss"].item(), rel=1e-6
+    )
 
 
 def test_eval_forward_does_not_touch_the_store(method_model_config, method_tokenizer, method_batch, tmp_path):
@@ -148,7 +157,9 @@ def test_load_pretrained_skips_mismatched_heads(method_model_config, method_toke
     assert "classifier.weight" in report.unexpected and not report.missing
 
 
-def test_bad_params_and_checkpoints_are_config_errors(method_model_config, method_tokenizer, tmp_path) -> None:
+def test_bad_params_and_checkpoints_are_config_errors(
+    method_model_config, method_tokenizer, tmp_path
+) -> None:
     with pytest.raises(ConfigError, match="masking"):
         _build("nam_sdm", method_model_config, method_tokenizer, masking="random")
     with pytest.raises(ConfigError, match="unknown key"):

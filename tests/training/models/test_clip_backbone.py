@@ -28,7 +28,9 @@ def test_backbone_at_384x128_has_24x8_patches(tiny_reid_backbone: ClipBackbone) 
 
 
 def test_overlapping_stride_12(clip_tokenizer) -> None:
-    backbone = ClipBackbone(ModelConfig(arch="tiny", image_size=(384, 128), stride=12), clip_tokenizer.vocab_size)
+    backbone = ClipBackbone(
+        ModelConfig(arch="tiny", image_size=(384, 128), stride=12), clip_tokenizer.vocab_size
+    )
     assert backbone.grid == (31, 10)
     tokens, layer = backbone.image_tokens(torch.randn(1, 3, 384, 128), return_layer=1)
     assert tokens.shape[1] == layer.shape[1] == 1 + 31 * 10
@@ -77,7 +79,9 @@ def test_encoders_match_open_clip_and_dims(tiny_reid_backbone: ClipBackbone, cli
 
 
 def test_embed_dim_override(clip_tokenizer) -> None:
-    backbone = ClipBackbone(ModelConfig(arch="tiny", image_size=(32, 32), embed_dim=24), clip_tokenizer.vocab_size)
+    backbone = ClipBackbone(
+        ModelConfig(arch="tiny", image_size=(32, 32), embed_dim=24), clip_tokenizer.vocab_size
+    )
     assert backbone.encode_image(torch.randn(1, 3, 32, 32)).shape == (1, 24)
 
 
@@ -92,7 +96,9 @@ def test_random_init_needs_no_network(monkeypatch, clip_tokenizer) -> None:
 
 
 def test_vit_b16_geometry_without_weights(monkeypatch, clip_tokenizer) -> None:
-    monkeypatch.setattr(socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError("net")))
+    monkeypatch.setattr(
+        socket.socket, "connect", lambda *a, **k: (_ for _ in ()).throw(AssertionError("net"))
+    )
     backbone = ClipBackbone(ModelConfig(), clip_tokenizer.vocab_size)
     assert backbone.grid == (24, 8)
     assert backbone.nam_layer == 10
@@ -100,7 +106,9 @@ def test_vit_b16_geometry_without_weights(monkeypatch, clip_tokenizer) -> None:
     assert backbone.clip.visual.positional_embedding.shape == (193, 768)
 
 
-def test_local_checkpoint_round_trip(tmp_path: Path, tiny_reid_backbone: ClipBackbone, clip_tokenizer) -> None:
+def test_local_checkpoint_round_trip(
+    tmp_path: Path, tiny_reid_backbone: ClipBackbone, clip_tokenizer
+) -> None:
     path = tmp_path / "tiny_clip.pt"
     torch.save(tiny_reid_backbone.clip.state_dict(), path)
     config = tiny_reid_backbone.config.model_copy(update={"checkpoint": path})
@@ -110,10 +118,14 @@ def test_local_checkpoint_round_trip(tmp_path: Path, tiny_reid_backbone: ClipBac
 
 
 def test_square_checkpoint_is_interpolated(tmp_path: Path, clip_tokenizer) -> None:
-    square = ClipBackbone(ModelConfig(arch="tiny", image_size=(64, 64)), clip_tokenizer.vocab_size)  # 4x4 grid
+    square = ClipBackbone(
+        ModelConfig(arch="tiny", image_size=(64, 64)), clip_tokenizer.vocab_size
+    )  # 4x4 grid
     path = tmp_path / "square.pt"
     torch.save(square.clip.state_dict(), path)
-    target = ClipBackbone(ModelConfig(arch="tiny", image_size=(384, 128), checkpoint=path), clip_tokenizer.vocab_size)
+    target = ClipBackbone(
+        ModelConfig(arch="tiny", image_size=(384, 128), checkpoint=path), clip_tokenizer.vocab_size
+    )
     pos = target.clip.visual.positional_embedding
     assert pos.shape[0] == 1 + 24 * 8
     assert torch.equal(pos[0], square.clip.visual.positional_embedding[0])
@@ -124,7 +136,9 @@ def test_bad_checkpoint_and_arch_are_config_errors(tmp_path: Path, clip_tokenize
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     with pytest.raises(ConfigError, match="junk.pt"):
-        ClipBackbone(ModelConfig(arch="tiny", image_size=(64, 32), checkpoint=junk), clip_tokenizer.vocab_size)
+        ClipBackbone(
+            ModelConfig(arch="tiny", image_size=(64, 32), checkpoint=junk), clip_tokenizer.vocab_size
+        )
     with pytest.raises(ConfigError, match="model.arch"):
         ClipBackbone(ModelConfig(arch="no-such-model"), clip_tokenizer.vocab_size)
     with pytest.raises(ConfigError, match="model.checkpoint"):
