@@ -99,7 +99,13 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
 
     from caption_gen.styles import cluster as cl
     from caption_gen.styles.bank import StyleEntry, style_id_for, write_style_bank
-    from caption_gen.styles.embed import ClipTextEmbedder, EmbeddingCache, combine_features, stylometric_features, text_sha256
+    from caption_gen.styles.embed import (
+        ClipTextEmbedder,
+        EmbeddingCache,
+        combine_features,
+        stylometric_features,
+        text_sha256,
+    )
     from caption_gen.styles.neutralize import content_survival, make_neutralizer
     from caption_gen.styles.prompts import LLMStylePrompter, cluster_statistics, statistics_prompts
     from caption_gen.styles.sources import load_style_texts

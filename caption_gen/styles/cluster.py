@@ -56,21 +56,29 @@ def auto_min_cluster_size(n: int, share: float = 0.01, floor: int = 5) -> int:
     return max(floor, int(math.ceil(share * n)))
 
 
-def knee_index(values: np.ndarray) -> int:
-    """Knee of an ascending curve (Kneedle, Satopää et al. 2011): after scaling both axes to [0, 1],
-    the point farthest below the diagonal, i.e. ``argmax(x - y)``. A straight line has its "knee" at
-    the start; we then return the last index (no elbow → take the largest value)."""
+def knee_index(values: np.ndarray, *, min_strength: float = 0.25, fallback_quantile: float = 0.95) -> tuple[int, bool]:
+    """Knee of an ascending k-distance curve (Kneedle, Satopää et al. 2011): after scaling both axes
+    to [0, 1], the point farthest below the diagonal, ``argmax(x - y)``.
+
+    Choice (the paper only says "DBSCAN"): a knee counts only when it is pronounced, i.e. its distance
+    below the diagonal ``max(x - y)`` is at least ``min_strength``; a curve without a clear knee (no
+    noise tail — every point sits in some cluster, or densities differ cluster by cluster, which gives
+    a staircase) falls back to the ``fallback_quantile`` of the curve, so that nearly all points are
+    core points and clusters stay separated by their gaps. Returns ``(index, found_knee)``.
+    """
     y = np.asarray(values, dtype=np.float64)
+    fallback = int(round(fallback_quantile * (y.size - 1))) if y.size else 0
     if y.size < 3:
-        return int(y.size - 1)
-    x = np.linspace(0.0, 1.0, y.size)
+        return max(0, y.size - 1), False
     span = y[-1] - y[0]
     if span <= 0:
-        return int(y.size - 1)
-    yn = (y - y[0]) / span
-    diff = x - yn
+        return fallback, False
+    x = np.linspace(0.0, 1.0, y.size)
+    diff = x - (y - y[0]) / span
     i = int(np.argmax(diff))
-    return i if diff[i] > 1e-9 else int(y.size - 1)
+    if diff[i] >= min_strength:
+        return i, True
+    return fallback, False
 
 
 def k_distances(z: np.ndarray, k: int, *, sample: int, seed: int) -> np.ndarray:
@@ -84,14 +92,20 @@ def k_distances(z: np.ndarray, k: int, *, sample: int, seed: int) -> np.ndarray:
     return np.sort(dist[:, -1])
 
 
-def knee_eps(z: np.ndarray, k: int, *, sample: int = 20000, seed: int = 0) -> tuple[float, np.ndarray]:
-    """DBSCAN eps from the knee of the sorted k-distance curve. Returns ``(eps, curve)``."""
+def knee_eps(z: np.ndarray, k: int, *, sample: int = 20000, seed: int = 0) -> tuple[float, np.ndarray, bool]:
+    """DBSCAN eps from the knee of the sorted k-distance curve (:func:`knee_index`).
+    Returns ``(eps, curve, found_knee)``."""
     curve = k_distances(z, k, sample=sample, seed=seed)
-    eps = float(curve[knee_index(curve)])
+    # Exact duplicates (common after neutralization: one template, many texts) give k-distances of ~0
+    # that would pull the knee to ~0; the knee is searched on the positive part of the curve only.
+    positive = curve[curve > 1e-4 * max(float(curve[-1]), 1e-12)] if curve.size else curve
+    use = positive if positive.size >= 3 else curve
+    idx, found = knee_index(use)
+    eps = float(use[idx])
     if eps <= 0:  # many duplicates: fall back to the smallest positive k-distance
         pos = curve[curve > 0]
         eps = float(pos[0]) if pos.size else 1e-6
-    return eps, curve
+    return eps, curve, found
 
 
 def _fit_subset(n: int, max_fit: int, seed: int) -> np.ndarray | None:
@@ -121,8 +135,8 @@ def fit_dbscan(
     ms = min_samples or auto_min_samples(len(fit))
     curve = None
     if eps is None:
-        eps_used, curve = knee_eps(fit, ms, sample=knee_sample, seed=seed)
-        eps_source = "knee"
+        eps_used, curve, found = knee_eps(fit, ms, sample=knee_sample, seed=seed)
+        eps_source = "knee" if found else "k-distance quantile (no clear knee)"
     else:
         eps_used, eps_source = float(eps), "given"
     model = DBSCAN(eps=eps_used, min_samples=ms, algorithm="auto", n_jobs=1).fit(fit)

@@ -63,10 +63,40 @@ class PromptTemplate:
             raise InputError(f"templates/{self.name}: placeholder {exc} has no value") from None
 
 
-def _request_class() -> type:
-    from caption_gen.backends.base import GenerationRequest  # the backends engineer's interface
+@dataclass
+class TextOnlyRequest:
+    """Stand-in used only while ``caption_gen.backends.base`` is not importable (same core fields)."""
 
+    request_id: str
+    messages: list[dict[str, Any]]
+    image: Any = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+
+def _request_class() -> type:
+    try:
+        from caption_gen.backends.base import GenerationRequest  # the backends' interface
+    except ImportError:
+        return TextOnlyRequest
     return GenerationRequest
+
+
+def request_prompt(request: Any) -> str:
+    """The user prompt of a text-only request (for stub backends and logs)."""
+    for name in ("messages",):
+        msgs = getattr(request, name, None)
+        if msgs:
+            content = msgs[-1]["content"] if isinstance(msgs[-1], dict) else getattr(msgs[-1], "content", "")
+            if isinstance(content, list):  # OpenAI-style content parts
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return str(content)
+    for name in ("prompt", "text"):
+        val = getattr(request, name, None)
+        if isinstance(val, str):
+            return val
+    raise TypeError(f"cannot find the prompt of {type(request).__name__}")
 
 
 def build_request(prompt: str, *, system: str | None, index: int, **sampling: Any) -> Any:

@@ -1,0 +1,64 @@
+"""``pedes eval``: evaluate a checkpoint on a benchmark, or run the direct-transfer / fine-tune protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli import app
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint .pt or run directory.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Benchmark name (cuhk-pedes, icfg-pedes, rstpreid, ...).")] = None,
+    annotations: Annotated[Path | None, typer.Option("--annotations", help="Benchmark annotation file.")] = None,
+    images: Annotated[Path | None, typer.Option("--images", help="Benchmark image directory.")] = None,
+    split: Annotated[str, typer.Option("--split", help="Split to evaluate (test, or val).")] = "test",
+    protocol: Annotated[
+        Path | None, typer.Option("--protocol", help="Protocol YAML: write direct-transfer and fine-tune tables.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory for JSON/Markdown/PNG.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Encoding batch size.")] = 128,
+) -> None:
+    """Evaluate text-to-image retrieval (R1/R5/R10, mAP, mINP, mSD) and write results."""
+    from rich.console import Console
+
+    from caption_gen.errors import ConfigError
+
+    console = Console(highlight=False)
+    if protocol is not None:
+        from caption_gen.configuration import load_config
+        from eval.protocol import ProtocolConfig, run_protocol
+
+        cfg = load_config(ProtocolConfig, protocol)
+        target = out or protocol.parent / f"{protocol.stem}-results"
+        run_protocol(cfg, target)
+        for name in ("direct_transfer.md", "finetune.md"):
+            if (target / name).is_file():
+                console.print((target / name).read_text())
+        console.print(f"written: {target}")
+        return
+    missing = [n for n, v in (("--checkpoint", checkpoint), ("--dataset", dataset), ("--annotations", annotations), ("--images", images)) if v is None]
+    if missing:
+        raise ConfigError(f"pedes eval: missing {', '.join(missing)} (or give --protocol FILE)")
+    if split not in ("test", "val"):
+        raise ConfigError(f"--split: expected test or val, got {split!r}")
+    from eval.protocol import evaluate_checkpoint
+    from eval.reports import plot_cmc, single_result_markdown, write_json
+    from training.config import BenchmarkSourceConfig
+
+    source = BenchmarkSourceConfig(name=dataset, annotations=annotations, images=images)
+    results = evaluate_checkpoint(checkpoint, [source], device=device, batch_size=batch_size, split=split)
+    summary = results[source.display]
+    target = out or Path("eval-results") / f"{dataset}-{split}"
+    write_json(summary, target / "results.json")
+    md = single_result_markdown(summary)
+    (target / "results.md").write_text(md)
+    if summary.get("cmc"):
+        plot_cmc({dataset: summary["cmc"]}, target / "cmc.png")
+    console.print(md)
+    console.print(f"written: {target}")

@@ -1,0 +1,63 @@
+"""``pedes styles ...``: cluster human descriptions by writing style and inspect the clusters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli import app
+
+styles_app = typer.Typer(help="Style clustering → style prompts (seed 000 §3.3).", no_args_is_help=True)
+app.add_typer(styles_app, name="styles")
+
+
+@styles_app.command("build")
+def build(
+    source: Annotated[str, typer.Option("--source", help="Text file (one description per line), benchmark annotation JSON, Parquet, or corpus dir.")],
+    out: Annotated[Path, typer.Option("--out", help="Output styles directory.")],
+    algorithm: Annotated[str | None, typer.Option("--algorithm", help="dbscan | hdbscan | kmeans-ups (default: dbscan).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML config (StylesConfig).")] = None,
+    split: Annotated[str | None, typer.Option("--split", help="Only annotation records of this split.")] = None,
+    max_texts: Annotated[int | None, typer.Option("--max-texts", help="Seeded random sample of at most N texts.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Neutralize, embed, cluster and prompt; write assignments.parquet, bank.json and report.html."""
+    from caption_gen.configuration import load_config
+    from caption_gen.errors import ConfigError
+    from caption_gen.styles.build import StylesConfig, build_styles
+
+    defaults: dict = {"source": source}
+    if split is not None:
+        defaults["split"] = split
+    if max_texts is not None:
+        defaults["max_texts"] = max_texts
+    cfg = load_config(StylesConfig, config, overrides or [], defaults=defaults)
+    cfg.source = source
+    if algorithm is not None:
+        if algorithm not in ("dbscan", "hdbscan", "kmeans-ups"):
+            raise ConfigError(f"--algorithm {algorithm!r}: choose dbscan, hdbscan or kmeans-ups")
+        cfg.cluster.algorithm = algorithm
+    if cfg.neutralizer == "llm" or cfg.prompter == "llm":
+        raise ConfigError("styles build: the LLM neutralizer/prompter needs a backend; the CLI runs the rule-based "
+                          "neutralizer and statistics prompts (use the style-clusters flow for LLM backends)")
+    result = build_styles(cfg, out)
+    q = result.summary["quality"]
+    sil = q["silhouette"]
+    typer.echo(
+        f"{result.n_texts} texts → {result.n_styles} styles ({cfg.cluster.algorithm}; "
+        f"{q['clusters_raw']} clusters before stabilization, noise {q['noise_share_before']:.1%}, "
+        f"silhouette {'n/a' if sil is None else f'{sil:.3f}'}); wrote {out}/assignments.parquet, bank.json, report.html"
+    )
+
+
+@styles_app.command("report")
+def report(
+    styles_dir: Annotated[Path, typer.Argument(help="A directory written by 'pedes styles build'.")],
+) -> None:
+    """(Re)write the self-contained inspector page STYLES_DIR/report.html."""
+    from caption_gen.styles.report import write_report
+
+    page = write_report(styles_dir)
+    typer.echo(f"wrote {page}")

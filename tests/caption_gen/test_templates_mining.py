@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from caption_gen.instructions.slots import parse_template
+from caption_gen.templates_mining import (
+    MinedTemplate,
+    dedup_templates,
+    mine_templates,
+    normalize_template,
+    rule_template,
+    write_template_bank,
+)
+
+
+def test_rule_template_slots_and_collapses_runs():
+    t = rule_template("A young woman with long brown hair wears a white blouse, black trousers and red shoes, "
+                      "carrying a black handbag and sunglasses.")
+    assert t == ("A young [person/woman/man] with [hair description] wears [clothing description] and "
+                 "[footwear description], carrying [belongings description] and [accessory description].")
+    assert parse_template(t).slots == ("person/woman/man", "hair description", "clothing description",
+                                       "footwear description", "belongings description", "accessory description")
+
+
+def test_rule_template_without_content_is_none():
+    assert rule_template("It is a sunny day.") is None
+
+
+def test_dedup_exact_and_near():
+    c = [MinedTemplate("a", "A [person/woman/man] wearing [clothing description].", ["x"]),
+         MinedTemplate("b", "a [person/woman/man] wearing [clothing description]", ["x"]),  # exact after normalization
+         MinedTemplate("c", "A [person/woman/man] is wearing [clothing description].", ["x"]),  # near duplicate
+         MinedTemplate("d", "You will see [footwear description] first, then [hair description].", ["x"])]
+    assert normalize_template(c[0].text) == normalize_template(c[1].text)
+    out, counts = dedup_templates(c, threshold=0.8)
+    assert counts == {"candidates": 4, "after_exact": 3, "after_near": 2}
+    assert out[0].support == 3 and out[0].text == c[0].text
+    out2, counts2 = dedup_templates(c, threshold=0.999)
+    assert counts2["after_near"] == 3
+
+
+def test_mine_and_write_bank(tmp_path, ):
+    caps = ["A man in a blue jacket and black jeans with white sneakers.",
+            "A woman in a red jacket and grey jeans with black sneakers.",
+            "Nothing to slot here.",
+            "The girl has short hair. She carries an umbrella."]
+    res = mine_templates(caps)
+    assert res.stats["rejected"] == 1 and res.rejects[0]["reason"] == "rules:no slot found"
+    assert res.templates[0].support == 2 and len(res.templates) == 2
+    path = write_template_bank(res, tmp_path / "bank.json", source="test")
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "pedes-template-bank" and doc["version"].startswith("tb1-")
+    for t in doc["templates"]:
+        assert parse_template(t["text"]).template_id == t["template_id"]
+    assert (tmp_path / "bank.rejects.jsonl").read_text().count("\n") == 1
+    txt = write_template_bank(res, tmp_path / "bank.txt")
+    assert txt.read_text().splitlines() == [t.text for t in res.templates]
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_dedup_small_inputs(n):
+    c = [MinedTemplate("a", "A [person/woman/man].", ["x"])][:n]
+    assert len(dedup_templates(c)[0]) == n

@@ -1,0 +1,253 @@
+"""The caption corpus as a training dataset (seed 002 §3.3, DESIGN.md §5).
+
+Index (built once, in the main process, :func:`build_corpus_index`): the accepted caption rows
+(``validation.passed``, optional kind/model filters) are read from the Parquet shards, sorted by the
+corpus row key and written to two uncompressed Arrow IPC files in a cache directory:
+
+* ``captions.arrow`` — one row per caption: ``caption``, ``kind``, ``model``; the row number is the
+  caption's global id (the NAM noise-store row);
+* ``images.arrow`` — one row per image: ``image_id``, ``image_path``, ``first`` (first caption row),
+  ``count`` (number of accepted captions).
+
+Workers memory-map these files (``pyarrow.memory_map``), so a million-row corpus is not
+materialized per worker: pages are shared by the OS page cache and only the rows a worker touches are
+read. The only per-worker arrays are the split's image positions and ``first``/``count`` (16 bytes
+per image).
+
+Sampling: the dataset yields *images*; each image is its own identity (seed 002 §3.3). In epoch
+``e`` image ``i`` with ``n`` captions uses caption ``(e + i) mod n``: deterministic, and over ``n``
+consecutive epochs every caption (hence every kind: static, dynamic, ...) of an image is used once.
+
+Validation split (model selection, never test): images whose id hashes below ``val_fraction``
+(capped at ``val_max_images``) are held out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from PIL import Image
+from torch.utils.data import Dataset
+
+from caption_gen.corpus.reader import Corpus
+from caption_gen.corpus.schema import ROW_KEY
+from caption_gen.errors import InputError
+from training.data.transforms import seeded_apply
+
+INDEX_VERSION = 1
+CAPTIONS_FILE = "captions.arrow"
+IMAGES_FILE = "images.arrow"
+META_FILE = "index.json"
+
+
+@dataclass(frozen=True)
+class CorpusFilter:
+    """Which caption rows are used."""
+
+    kinds: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    require_validation: bool = True
+
+    def expression(self) -> pc.Expression | None:
+        parts: list[pc.Expression] = []
+        if self.kinds is not None:
+            parts.append(pc.field("kind").isin(list(self.kinds)))
+        if self.models is not None:
+            parts.append(pc.field("model").isin(list(self.models)))
+        if self.require_validation:
+            parts.append(pc.field("validation", "passed") == pa.scalar(True))
+        if not parts:
+            return None
+        expr = parts[0]
+        for p in parts[1:]:
+            expr = expr & p
+        return expr
+
+
+def _index_key(corpus: Corpus, flt: CorpusFilter) -> str:
+    shards = [
+        {"file": s.get("captions_file"), "rows": s.get("rows"), "sha": s.get("captions_sha256") or s.get("sha256")}
+        for _, s in sorted(corpus.markers.items())
+    ]
+    payload = json.dumps(
+        {"v": INDEX_VERSION, "root": str(corpus.root), "shards": shards, "filter": flt.__dict__},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _write_ipc(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=65536)
+    tmp.replace(path)
+
+
+def build_corpus_index(corpus: Corpus, flt: CorpusFilter, cache_dir: str | Path) -> Path:
+    """Write (or reuse) the memory-mappable caption index of ``corpus`` under ``cache_dir``.
+
+    Raises :class:`InputError` when no caption passes the filter."""
+    out = Path(cache_dir) / f"corpus-index-{_index_key(corpus, flt)}"
+    if (out / META_FILE).is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    columns = [*ROW_KEY, "image_path", "caption"]
+    table = corpus.captions(columns=columns, filter=flt.expression())
+    if table.num_rows == 0:
+        raise InputError(
+            f"{corpus.root}: no caption passes the data filter "
+            f"(kinds={flt.kinds}, models={flt.models}, require_validation={flt.require_validation})"
+        )
+    table = table.sort_by([(k, "ascending") for k in ROW_KEY])
+    ids = table.column("image_id").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    counts = np.diff(np.r_[starts, len(ids)])
+    images = pa.table(
+        {
+            "image_id": table.column("image_id").take(pa.array(starts)),
+            "image_path": table.column("image_path").take(pa.array(starts)),
+            "first": pa.array(starts.astype(np.int64)),
+            "count": pa.array(counts.astype(np.int64)),
+        }
+    )
+    _write_ipc(table.select(["caption", "kind", "model"]), out / CAPTIONS_FILE)
+    _write_ipc(images, out / IMAGES_FILE)
+    meta = {"version": INDEX_VERSION, "corpus": str(corpus.root), "captions": table.num_rows, "images": len(starts)}
+    (out / META_FILE).write_text(json.dumps(meta))
+    return out
+
+
+def _map_table(path: Path) -> pa.Table:
+    return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+
+
+def _val_mask(image_ids: pa.Array, fraction: float, cap: int) -> np.ndarray:
+    """Deterministic hold-out from the image id hash (independent of corpus order)."""
+    n = len(image_ids)
+    if fraction <= 0 or n < 2:
+        return np.zeros(n, dtype=bool)
+    keys = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in image_ids.to_pylist()),
+        dtype=np.uint64,
+        count=n,
+    )
+    u = keys.astype(np.float64) / float(2**64)
+    mask = u < fraction
+    if mask.sum() > cap:
+        mask[np.flatnonzero(mask)[np.argsort(u[mask])[cap:]]] = False
+    if mask.all():
+        mask[np.argmax(u)] = False
+    return mask
+
+
+class CorpusIndex:
+    """Metadata of a built index (opened in the main process): sizes and the train/val split."""
+
+    def __init__(self, index_dir: str | Path, *, val_fraction: float = 0.0, val_max_images: int = 1000) -> None:
+        self.index_dir = Path(index_dir)
+        images = _map_table(self.index_dir / IMAGES_FILE)
+        self.num_images = images.num_rows
+        self.num_captions = int(json.loads((self.index_dir / META_FILE).read_text())["captions"])
+        val = _val_mask(images.column("image_id").combine_chunks(), val_fraction, val_max_images)
+        self.val_images = np.flatnonzero(val)
+        self.train_images = np.flatnonzero(~val)
+        self.first = images.column("first").to_numpy()
+        self.count = images.column("count").to_numpy()
+
+    def kinds(self) -> dict[str, int]:
+        """Caption counts per kind (for the log)."""
+        captions = _map_table(self.index_dir / CAPTIONS_FILE)
+        vc = pc.value_counts(captions.column("kind")).to_pylist()
+        return {d["values"]: int(d["counts"]) for d in vc}
+
+    def retrieval_lists(self, split: str = "val") -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+        """(query captions, query ids, gallery image paths, gallery ids) of a split: every accepted
+        caption of a held-out image is a query; each image is its own identity."""
+        positions = self.val_images if split == "val" else self.train_images
+        captions = _map_table(self.index_dir / CAPTIONS_FILE).column("caption")
+        paths = _map_table(self.index_dir / IMAGES_FILE).column("image_path")
+        q_text: list[str] = []
+        q_ids: list[int] = []
+        for pid, img in enumerate(positions):
+            first, count = int(self.first[img]), int(self.count[img])
+            q_text += captions.slice(first, count).to_pylist()
+            q_ids += [pid] * count
+        g_paths = paths.take(pa.array(positions.astype(np.int64))).to_pylist()
+        return q_text, np.asarray(q_ids), g_paths, np.arange(len(positions))
+
+
+class CorpusDataset(Dataset):
+    """Training images of a corpus index with one caption per image per epoch (module docstring).
+
+    ``person_id`` = position of the image in the split (0..N-1), ``caption_id`` = global caption row,
+    ``image_index`` = global image row."""
+
+    def __init__(
+        self,
+        index: CorpusIndex,
+        image_root: str | Path,
+        transform: Any,
+        *,
+        split: str = "train",
+        seed: int = 0,
+    ) -> None:
+        self.index_dir = index.index_dir
+        self.image_root = Path(image_root)
+        self.transform = transform
+        self.seed = seed
+        self.positions = index.train_images if split == "train" else index.val_images
+        self.first = index.first
+        self.count = index.count
+        self.epoch = 0
+        self._captions: pa.ChunkedArray | None = None
+        self._paths: pa.ChunkedArray | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getstate__(self) -> dict[str, Any]:  # memory maps are reopened in each worker
+        state = self.__dict__.copy()
+        state["_captions"] = state["_paths"] = None
+        return state
+
+    def _open(self) -> None:
+        self._captions = _map_table(self.index_dir / CAPTIONS_FILE).column("caption")
+        self._paths = _map_table(self.index_dir / IMAGES_FILE).column("image_path")
+
+    def caption_row(self, i: int, epoch: int | None = None) -> int:
+        """Global caption row used for split item ``i`` in ``epoch``."""
+        img = int(self.positions[i])
+        e = self.epoch if epoch is None else epoch
+        return int(self.first[img]) + (e + img) % int(self.count[img])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if self._captions is None:
+            self._open()
+        assert self._captions is not None and self._paths is not None
+        img = int(self.positions[i])
+        row = self.caption_row(i)
+        path = self.image_root / self._paths[img].as_py()
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: cannot read corpus image ({exc})") from None
+        seed = hash((self.seed, self.epoch, img)) & 0x7FFFFFFF
+        return {
+            "image": seeded_apply(self.transform, image, seed),
+            "caption": self._captions[row].as_py(),
+            "person_id": i,
+            "caption_id": row,
+            "image_index": img,
+        }

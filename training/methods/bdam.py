@@ -1,0 +1,362 @@
+"""BDAM (seed 000 §3, §4.2) as a registered training method, plus our two-stage retrieval.
+
+Per image the batch holds the query caption (``text_tokens``; raw ``captions`` strings when present) and,
+for the BDAM supervision, an identity description and a clothing description (the corpus kinds ``identity``
+and ``clothing``) as raw strings under ``identity_caption`` / ``clothing_caption`` (lists from the collate).
+``missing_descriptions``: ``"error"`` (default) or ``"skip"`` — drop the terms that need them (``L_aln`` and
+the identity-description half of ``itc``) when a batch has none, e.g. benchmarks without MLLM descriptions.
+
+Text tokenization: with ``text_encoder`` a local BERT directory, BERT's own WordPiece tokenizer (same
+directory) encodes raw strings; raw captions come from ``captions`` or, if absent, are decoded back from
+the engine's CLIP tokens (lower-cased text, which ``bert-base-uncased`` lower-cases anyway). With
+``text_encoder: null`` (tiny random BERT for tests/smoke) the CLIP BPE ids are used directly as BERT ids.
+
+Tasks balanced by GradNorm (:mod:`training.gradnorm`): ``info`` (Eq. 3, fused vs text), ``triplet`` (Eq. 4,
+on f_id), ``aln`` (Eq. 1), ``decouple`` (Eq. 2) and ``itc`` — our addition: symmetric InfoNCE between the
+aligned identity image feature and the caption (+ identity description) features. ``itc`` trains the space
+of stage 1, which the paper does not define. Gate regularization has a fixed weight (not a GradNorm task,
+as in the paper's task list).
+
+Eq. 3 for a cross-encoder: the fused representation depends on the (text, image) pair, so for each text
+``t_i`` the candidates are its own image and the ``hard_negatives`` hardest images of other identities (by
+stage-1 cosine); ``v_ij = f_final(t_i, image_j)`` and the logits are ``cos(v_ij, t_i) / τ``. The same
+``cos(f_final(q, g), t_q)`` is the stage-2 match score.
+
+Retrieval (ours; the paper is silent): stage 1 ranks the gallery by cosine between ``encode_image`` (the
+aligned identity image feature) and ``encode_text``; stage 2 re-scores the top-K (``rerank_top_k``, 32) with
+the fusion match score through the evaluator's ``rerank_scores`` hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caption_gen.errors import ConfigError, InputError
+from training.gradnorm import GradNorm
+from training.losses.bdam_losses import candidate_info_nce, gate_regularization, hsic, info_nce, triplet_loss
+from training.methods.base import TrainingMethod
+from training.models.bdam.bdam import BDAM
+from training.models.bdam.encoders import ImageEncoder, TextEncoder
+from training.models.bdam.fusion import FusionModule, MixerKind
+from training.models.config import TINY_ARCH, ModelConfig
+from training.registry import METHODS
+
+TASKS: tuple[str, ...] = ("info", "itc", "triplet", "aln", "decouple")
+GATE_PNG = "bdam_gates.png"
+
+
+@dataclass
+class TextStates:
+    states: torch.Tensor  # [B, L, D]
+    mask: torch.Tensor  # [B, L] 1 = token
+
+    @property
+    def cls(self) -> torch.Tensor:
+        return self.states[:, 0]
+
+
+@dataclass
+class ImageStates:
+    f_id: torch.Tensor  # [B, D_v] gated identity feature (pooled patch tokens without BDAM)
+    tokens_id: torch.Tensor  # [B, L, D_v]
+    f_clo: torch.Tensor | None
+    gate: torch.Tensor | None
+
+
+@METHODS.register("bdam")
+class BDAMMethod(TrainingMethod):
+    """Seed 000: ViT + BERT, BDAM decoupling, Mamba fusion, GradNorm-balanced multi-task loss."""
+
+    def __init__(
+        self,
+        *,
+        model: ModelConfig,
+        num_classes: int,
+        num_captions: int,
+        tokenizer: Any,
+        image_encoder: str | None = None,
+        text_encoder: str | None = None,
+        text_max_length: int = 77,
+        use_bdam: bool = True,
+        depth: int = 6,
+        heads: int = 8,
+        cross_attention: bool = True,
+        gate: bool = True,
+        fusion: MixerKind = "mamba",
+        fusion_dim: int = 256,
+        fusion_layers: int = 2,
+        d_state: int = 16,
+        d_conv: int = 4,
+        fusion_gate: bool = True,
+        fusion_align: bool = True,
+        dropout: float = 0.1,
+        temperature: float = 0.07,
+        aln_temperature: float = 0.07,
+        triplet_margin: float = 0.3,
+        hard_negatives: int = 7,
+        gate_reg_weight: float = 0.1,
+        identity_text_alignment: bool = True,
+        disabled_losses: list[str] | None = None,
+        missing_descriptions: Literal["error", "skip"] = "error",
+        gradnorm: bool = True,
+        gradnorm_alpha: float = 1.5,
+        gradnorm_lr: float = 0.025,
+        gradnorm_log_reg: float = 1e-3,
+        gradnorm_clip: tuple[float, float] = (1e-4, 10.0),
+        rerank_top_k: int = 32,
+    ) -> None:
+        super().__init__()
+        del num_classes, num_captions  # BDAM has no ID classifier / noise store
+        self.clip_tokenizer = tokenizer
+        tiny = model.arch == TINY_ARCH
+        if tiny and image_encoder is None:
+            self.image_encoder = ImageEncoder.tiny(tuple(model.image_size), model.tiny_patch_size, model.tiny_width,
+                                                   model.tiny_layers, model.tiny_heads, dropout)
+        elif image_encoder is not None:
+            self.image_encoder = ImageEncoder.from_local(image_encoder)
+        else:
+            raise ConfigError("method.params.image_encoder: a local ViT directory is required unless model.arch is 'tiny'")
+        self.bert_tokenizer = None
+        if text_encoder is not None:
+            from transformers import BertTokenizerFast
+
+            self.text_encoder = TextEncoder.from_local(text_encoder)
+            self.bert_tokenizer = BertTokenizerFast.from_pretrained(text_encoder)
+        elif tiny:
+            self.text_encoder = TextEncoder.tiny(tokenizer.vocab_size, tokenizer.context_length, model.tiny_text_width,
+                                                 model.tiny_text_layers, model.tiny_text_heads, dropout)
+        else:
+            raise ConfigError("method.params.text_encoder: a local BERT directory is required unless model.arch is 'tiny'")
+        self.text_max_length = text_max_length
+        dv, dt = self.image_encoder.dim, self.text_encoder.dim
+        self.use_bdam = use_bdam
+        self.bdam = BDAM(dv, depth, heads, dropout, cross_attention, gate) if use_bdam else None
+        self.fusion = FusionModule(dv, dt, fusion_dim, fusion_dim, fusion, fusion_layers, d_state, d_conv,
+                                   fusion_gate, fusion_align, dropout)
+        self.clothing_proj = nn.Linear(dv, dt) if use_bdam else None  # "projected to the text dimension"
+        disabled = set(disabled_losses or [])
+        unknown = disabled - set(TASKS) - {"gate_reg"}
+        if unknown:
+            raise ConfigError(f"method.params.disabled_losses: unknown {sorted(unknown)} (known: {[*TASKS, 'gate_reg']})")
+        if not use_bdam:
+            disabled |= {"aln", "decouple", "gate_reg"}
+        self.tasks = [t for t in TASKS if t not in disabled]
+        self.use_gate_reg = "gate_reg" not in disabled
+        self.temperature, self.aln_temperature = temperature, aln_temperature
+        self.triplet_margin, self.hard_negatives = triplet_margin, hard_negatives
+        self.gate_reg_weight = gate_reg_weight
+        self.identity_text_alignment = identity_text_alignment and use_bdam
+        self.missing_descriptions = missing_descriptions
+        self.rerank_top_k = rerank_top_k
+        self.gradnorm = (GradNorm(self.tasks, gradnorm_alpha, gradnorm_lr, gradnorm_log_reg, gradnorm_clip)
+                         if gradnorm and self.tasks else None)
+        self._run_dir: Path | None = None
+        self._gate_log: list[np.ndarray] = []
+        self._modality_log: list[np.ndarray] = []
+
+    # --- text ------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.bert_tokenizer is not None:
+            enc = self.bert_tokenizer(list(texts), padding=True, truncation=True, max_length=self.text_max_length,
+                                      return_tensors="pt")
+            return enc["input_ids"], enc["attention_mask"]
+        ids = self.clip_tokenizer(list(texts))
+        return ids, (ids != 0).long()
+
+    def encode_text_states(self, text: torch.Tensor | list[str]) -> TextStates:
+        """Token states of captions given as raw strings or as the engine's CLIP token ids."""
+        if isinstance(text, torch.Tensor):
+            if self.bert_tokenizer is not None:
+                text = [self.clip_tokenizer.decode(row) for row in text.cpu()]
+                ids, mask = self._tokenize(text)
+            else:
+                ids, mask = text, (text != 0).long()
+        else:
+            ids, mask = self._tokenize(text)
+        ids, mask = ids.to(self._device()), mask.to(self._device())
+        ids = ids[:, : int(mask.sum(1).max())]  # drop all-padding columns
+        mask = mask[:, : ids.shape[1]]
+        return TextStates(self.text_encoder(ids, mask), mask)
+
+    # --- image -----------------------------------------------------------------------------
+    def encode_image_states(self, images: torch.Tensor) -> ImageStates:
+        tokens = self.image_encoder(images)
+        if self.bdam is None:
+            return ImageStates(tokens.mean(dim=1), tokens, None, None)
+        out = self.bdam(tokens)
+        return ImageStates(out.f_id, out.tokens_id, out.f_clo, out.gate)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """Stage-1 gallery feature: the aligned identity image feature FFN(f_id) [B, 256]."""
+        st = self.encode_image_states(images)
+        if st.gate is not None and not self.training:
+            self._gate_log.append(st.gate.float().mean(dim=1).cpu().numpy())
+        return self.fusion.align_image(st.f_id)
+
+    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
+        """Stage-1 query feature: the aligned caption feature FFN([CLS]) [B, 256]."""
+        return self.fusion.align_text(self.encode_text_states(text_tokens).cls)
+
+    # --- fusion ----------------------------------------------------------------------------
+    def pair_scores(self, img: ImageStates, txt: TextStates, text_index: torch.Tensor,
+                    image_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stage-2 match score ``cos(f_final(t, g), f_txt(t))`` for the pairs (text_index[p], image_index[p])."""
+        f_img = self.fusion.align_image(img.f_id)[image_index]
+        tok_img = self.fusion.align_image(img.tokens_id)[image_index]
+        f_txt = self.fusion.align_text(txt.cls)[text_index]
+        tok_txt = self.fusion.align_text(txt.states)[text_index]
+        out = self.fusion(f_img, f_txt, tok_img, tok_txt, txt.mask[text_index])
+        return F.cosine_similarity(out.final.float(), f_txt.float(), dim=-1), out.modality_weights
+
+    @torch.no_grad()
+    def rerank_scores(self, query_tokens: torch.Tensor, gallery_images: torch.Tensor) -> torch.Tensor:
+        """Evaluator hook: one fusion match score per (query_tokens[p], gallery_images[p]) pair → [P]."""
+        img = self.encode_image_states(gallery_images)
+        txt = self.encode_text_states(query_tokens)
+        idx = torch.arange(len(gallery_images), device=gallery_images.device)
+        scores, w = self.pair_scores(img, txt, idx, idx)
+        self._modality_log.append(w.float().cpu().numpy())
+        return scores
+
+    # --- training --------------------------------------------------------------------------
+    def _descriptions(self, batch: dict[str, Any], key: str) -> list[str] | None:
+        for name in (key, key + "s"):
+            values = batch.get(name)
+            if values is not None and all(isinstance(v, str) and v for v in values):
+                return list(values)
+        if self.missing_descriptions == "error":
+            raise InputError(f"BDAM batch has no {key!r} strings (corpus kind {key.split('_')[0]!r}); "
+                             "set method.params.missing_descriptions: skip to train without them")
+        return None
+
+    def _fusion_info(self, img: ImageStates, txt: TextStates, f_img: torch.Tensor, f_txt: torch.Tensor,
+                     pids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = len(pids)
+        with torch.no_grad():
+            sim = F.normalize(f_txt.float(), dim=-1) @ F.normalize(f_img.float(), dim=-1).T  # [text, image]
+            sim = sim.masked_fill(pids[:, None] == pids[None, :], float("-inf"))
+            k = min(self.hard_negatives, b - 1)
+            neg_val, neg_idx = sim.topk(k, dim=1) if k > 0 else (sim[:, :0], sim[:, :0].long())
+        own = torch.arange(b, device=pids.device)
+        cand = torch.cat([own[:, None], neg_idx], dim=1)  # [B, 1+k]
+        valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=pids.device), torch.isfinite(neg_val)], 1)
+        scores, w = self.pair_scores(img, txt, own[:, None].expand_as(cand).reshape(-1), cand.reshape(-1))
+        scores = scores.view(b, -1).masked_fill(~valid, float("-inf"))
+        return candidate_info_nce(scores, self.temperature), w.view(b, -1, 2)[:, 0]
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        pids = batch["person_ids"].to(self._device())
+        img = self.encode_image_states(batch["images"].to(self._device()))
+        caps = batch.get("captions")
+        txt = self.encode_text_states(caps if caps is not None else batch["text_tokens"])
+        f_img, f_txt = self.fusion.align_image(img.f_id), self.fusion.align_text(txt.cls)
+        losses: dict[str, torch.Tensor] = {}
+        logs: dict[str, torch.Tensor] = {}
+        if "info" in self.tasks:
+            losses["info"], modality = self._fusion_info(img, txt, f_img, f_txt, pids)
+        else:
+            modality = None
+        if "itc" in self.tasks:
+            itc = (info_nce(f_img, f_txt, self.temperature) + info_nce(f_txt, f_img, self.temperature)) / 2
+            id_desc = self._descriptions(batch, "identity_caption") if self.identity_text_alignment else None
+            if id_desc is not None:
+                f_idt = self.fusion.align_text(self.encode_text_states(id_desc).cls)
+                itc = itc + (info_nce(f_img, f_idt, self.temperature) + info_nce(f_idt, f_img, self.temperature)) / 2
+            losses["itc"] = itc
+        if "triplet" in self.tasks:
+            losses["triplet"] = triplet_loss(img.f_id, pids, self.triplet_margin)
+        if "aln" in self.tasks:
+            clo_desc = self._descriptions(batch, "clothing_caption")
+            if clo_desc is not None:
+                f_clo_t = self.encode_text_states(clo_desc).cls
+                losses["aln"] = info_nce(self.clothing_proj(img.f_clo), f_clo_t, self.aln_temperature)
+            else:
+                losses["aln"] = img.f_clo.sum() * 0.0
+        if "decouple" in self.tasks:
+            losses["decouple"] = hsic(img.f_id, img.f_clo)
+        elif img.f_clo is not None:
+            logs["hsic"] = hsic(img.f_id.detach(), img.f_clo.detach())
+        weights = torch.ones(len(self.tasks), device=pids.device)
+        if self.gradnorm is not None and self.training and torch.is_grad_enabled():
+            gn = self.gradnorm.step(losses, self.image_encoder.last_shared_layer())
+            weights = gn["weights"]
+            logs["gradnorm"] = gn["gradnorm_loss"]
+            total = gn["log_reg"].to(pids.device)
+        else:
+            total = torch.zeros((), device=pids.device)
+        for i, t in enumerate(self.tasks):
+            total = total + weights[i] * losses[t]
+            logs[t] = losses[t].detach()
+            logs[f"w_{t}"] = weights[i].detach()
+        if self.use_gate_reg and img.gate is not None:
+            reg = gate_regularization(img.gate, modality)
+            total = total + self.gate_reg_weight * reg
+            logs["gate_reg"] = reg.detach()
+            logs["gate_id_mean"] = img.gate.detach().mean()
+        return {"bdam_loss": total, **logs}
+
+    # --- hooks -----------------------------------------------------------------------------
+    def set_run_dir(self, path: str | Path) -> None:
+        self._run_dir = Path(path)
+
+    def gate_statistics(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-image identity-gate means and per-pair fusion weights seen in eval since the last reset."""
+        ident = np.concatenate(self._gate_log) if self._gate_log else np.zeros(0)
+        modal = np.concatenate(self._modality_log) if self._modality_log else None
+        return ident, modal
+
+    def write_gate_histogram(self, path: str | Path | None = None) -> Path | None:
+        """Seed 000 Fig. 4 PNG from the gates logged during evaluation (``run_dir/bdam_gates.png``)."""
+        from training.models.bdam.gate_plot import plot_gate_histogram
+
+        ident, modal = self.gate_statistics()
+        target = Path(path) if path is not None else (self._run_dir / GATE_PNG if self._run_dir else None)
+        if target is None or not len(ident):
+            return None
+        out = plot_gate_histogram(ident, modal, target)
+        self._gate_log.clear()
+        self._modality_log.clear()
+        return out
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.write_gate_histogram()  # gates logged by the previous validation pass
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self.write_gate_histogram()
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"gradnorm": self.gradnorm.state_dict()} if self.gradnorm is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.gradnorm is not None and "gradnorm" in state:
+            self.gradnorm.load_state_dict(state["gradnorm"])
+
+
+@torch.no_grad()
+def two_stage_scores(method: BDAMMethod, query_tokens: torch.Tensor, gallery_images: torch.Tensor,
+                     top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stage 1 cosine [Q, G] and the stage-2 matrix where each query's top-K are re-scored by fusion and
+    placed above all other gallery items (the evaluator's rule); gallery features are computed once."""
+    img = method.encode_image_states(gallery_images)
+    txt = method.encode_text_states(query_tokens)
+    q = F.normalize(method.fusion.align_text(txt.cls).float(), dim=-1)
+    g = F.normalize(method.fusion.align_image(img.f_id).float(), dim=-1)
+    sim = q @ g.T
+    k = min(top_k, sim.shape[1])
+    top = sim.topk(k, dim=1).indices
+    qi = torch.arange(len(q), device=sim.device)[:, None].expand_as(top).reshape(-1)
+    scores, _ = method.pair_scores(img, txt, qi, top.reshape(-1))
+    reranked = sim.clone()
+    ceiling = sim.max() + 1
+    reranked.scatter_(1, top, ceiling + 1 + scores.view(len(q), k))
+    return sim, reranked
