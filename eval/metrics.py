@@ -41,8 +41,10 @@ Conventions (all metrics in percent):
   raises ``InputError`` (pass ``compute_msd=False`` for other scores); values within the tolerance
   are clamped to ``[0, 1]`` after the mapping.
 
-Memory: queries are processed in chunks of ``chunk_size`` rows; beyond the input, memory is
-``O(chunk_size x G)`` (about 40 bytes per element) -- no sorted copy of the matrix is made.
+Memory: queries are processed in chunks of ``chunk_size`` rows and no sorted copy of the matrix is
+made. Beyond the input, the ``"torch"`` backend needs about 40 bytes per chunk element, the compiled
+``"numba"`` CPU backend only a float32 copy of the chunk when the input is not float32 (plus
+``O(chunk_size x P)`` for ``P`` positives per query).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ import numpy as np
 import torch
 
 from caption_gen.errors import InputError
-from eval.ranking import rank_positives
+from eval.ranking import Backend, PositiveRanks, rank_positives, resolve_backend
 
 #: Slack on the cosine range for mSD (float16 cosines of normalized vectors can exceed 1 slightly).
 COSINE_TOLERANCE = 1e-2
@@ -73,11 +75,15 @@ def _as_tensor(similarity: Any) -> torch.Tensor:
             raise InputError(f"similarity: expected a floating-point matrix, got dtype {similarity.dtype}")
         tensor = torch.from_numpy(similarity)
     else:
-        raise InputError(f"similarity: expected a torch.Tensor or numpy.ndarray, got {type(similarity).__name__}")
+        raise InputError(
+            f"similarity: expected a torch.Tensor or numpy.ndarray, got {type(similarity).__name__}"
+        )
     if not tensor.is_floating_point():
         raise InputError(f"similarity: expected a floating-point matrix, got dtype {tensor.dtype}")
     if tensor.ndim != 2:
-        raise InputError(f"similarity: expected a 2-D (queries x gallery) matrix, got shape {tuple(tensor.shape)}")
+        raise InputError(
+            f"similarity: expected a 2-D (queries x gallery) matrix, got shape {tuple(tensor.shape)}"
+        )
     return tensor
 
 
@@ -107,13 +113,13 @@ def _encode_ids(query_ids: Any, gallery_ids: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def _check_chunk(chunk: torch.Tensor, row_offset: int, compute_msd: bool) -> None:
-    if not bool(torch.isfinite(chunk).all()):
-        bad = (~torch.isfinite(chunk)).nonzero()[0].tolist()
-        raise InputError(
-            f"similarity: non-finite value at (query {bad[0] + row_offset}, gallery {bad[1]})"
-        )
-    if compute_msd and chunk.numel():
-        low, high = float(chunk.min()), float(chunk.max())
+    if not chunk.numel():
+        return
+    low, high = (float(value) for value in torch.aminmax(chunk))  # NaN propagates
+    if math.isnan(low) or math.isnan(high):
+        bad = chunk.isnan().nonzero()[0].tolist()
+        raise InputError(f"similarity: NaN at (query {bad[0] + row_offset}, gallery {bad[1]})")
+    if compute_msd:
         if low < -1.0 - COSINE_TOLERANCE or high > 1.0 + COSINE_TOLERANCE:
             raise InputError(
                 f"similarity: mSD needs cosine similarities in [-1, 1], got values in [{low:.4g}, {high:.4g}] "
@@ -121,14 +127,16 @@ def _check_chunk(chunk: torch.Tensor, row_offset: int, compute_msd: bool) -> Non
             )
 
 
-def _similarity_distribution(ranked: Any, gallery_size: int) -> torch.Tensor:
+def _similarity_distribution(ranked: PositiveRanks, gallery_size: int) -> torch.Tensor:
     """Per-query SD = PNR * ASP (float64) from a ``PositiveRanks`` computed with normalized weights."""
     counts = ranked.counts.to(torch.float64)
     last = (ranked.counts - 1).clamp(min=0)[:, None]
     # ASP (Eq. 2): running positive sum over running total at each positive; 0/0 -> 0.
     positive_through = ranked.positive_weight.cumsum(dim=1)
     through = ranked.weight_through
-    ratio = torch.where(through > 0, positive_through / through.clamp(min=torch.finfo(torch.float64).tiny), 0.0)
+    ratio = torch.where(
+        through > 0, positive_through / through.clamp(min=torch.finfo(torch.float64).tiny), 0.0
+    )
     asp = ratio.masked_fill(~ranked.valid, 0.0).sum(dim=1) / counts
     # PNR (Eq. 1) with x = mean(s+) / mean(s-).
     positive_sum = positive_through.gather(1, last)[:, 0]
@@ -154,6 +162,7 @@ def retrieval_metrics(
     ks: Sequence[int] = DEFAULT_KS,
     cmc_max_rank: int = DEFAULT_CMC_MAX_RANK,
     compute_msd: bool = True,
+    backend: Backend = "auto",
 ) -> dict[str, Any]:
     """Rank-k, mAP, mINP and mSD (percent) of a query x gallery similarity matrix.
 
@@ -166,6 +175,8 @@ def retrieval_metrics(
         ks: ranks reported as ``R{k}``.
         cmc_max_rank: length of the returned CMC curve.
         compute_msd: compute mSD (needs cosine similarities); ``mSD`` is NaN when False.
+        backend: ranking backend (``eval.ranking``): ``"auto"`` (compiled ``"numba"`` loop for CPU
+            tensors when numba is installed, else ``"torch"``), ``"torch"`` or ``"numba"``.
 
     Returns:
         ``{"R1", "R5", "R10" (one per ``ks``), "mAP", "mINP", "mSD"}`` as percent floats (NaN when no
@@ -174,7 +185,7 @@ def retrieval_metrics(
         ``"num_gallery"``, ``"num_evaluated"``, ``"num_skipped"`` (queries without positives).
 
     Raises:
-        InputError: wrong types/shapes, non-finite similarities, non-cosine values with mSD, bad ``ks``.
+        InputError: wrong types/shapes, NaN similarities, non-cosine values with mSD, bad ``ks``.
     """
     matrix = _as_tensor(similarity)
     num_queries, gallery_size = matrix.shape
@@ -194,6 +205,10 @@ def retrieval_metrics(
         raise InputError(f"chunk_size: expected >= 1, got {chunk_size}")
 
     device = matrix.device
+    try:
+        resolved = resolve_backend(backend, device)
+    except ValueError as exc:
+        raise InputError(f"backend: {exc}") from exc
     query_codes = torch.from_numpy(query_codes_np).to(device)
     gallery_codes = torch.from_numpy(gallery_codes_np).to(device)
     num_codes = int(max(query_codes_np.max(initial=-1), gallery_codes_np.max(initial=-1))) + 1
@@ -221,11 +236,8 @@ def retrieval_metrics(
         width = int(counts.max())
         columns = torch.arange(width, device=device)
         positive_index = gallery_order[(id_start[codes][:, None] + columns).clamp(max=gallery_size - 1)]
-        weights = None
-        if compute_msd:
-            weights = chunk.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
-        ranked = rank_positives(chunk, positive_index, counts, weights)
-        del chunk, weights
+        ranked = rank_positives(chunk, positive_index, counts, resolved)
+        del chunk
         ranks64 = ranked.ranks.to(torch.float64)
         counts64 = counts.to(torch.float64)
         position = (columns + 1).to(torch.float64)[None, :]
@@ -244,7 +256,9 @@ def retrieval_metrics(
     cmc = (np.cumsum(hits) / num_evaluated * 100.0) if num_evaluated else np.full(max_rank, math.nan)
     result: dict[str, Any] = {f"R{k}": float(cmc[k - 1]) for k in ks}
     result["mAP"] = _percent(torch.cat(average_precision).numpy()) if average_precision else math.nan
-    result["mINP"] = _percent(torch.cat(inverse_negative_penalty).numpy()) if inverse_negative_penalty else math.nan
+    result["mINP"] = (
+        _percent(torch.cat(inverse_negative_penalty).numpy()) if inverse_negative_penalty else math.nan
+    )
     result["mSD"] = (
         _percent(torch.cat(similarity_distribution).numpy()) if similarity_distribution else math.nan
     )
@@ -256,8 +270,9 @@ def retrieval_metrics(
     return result
 
 
-def cmc_curve(similarity: Any, query_ids: Any, gallery_ids: Any, max_rank: int = DEFAULT_CMC_MAX_RANK,
-              **kwargs: Any) -> np.ndarray:
+def cmc_curve(
+    similarity: Any, query_ids: Any, gallery_ids: Any, max_rank: int = DEFAULT_CMC_MAX_RANK, **kwargs: Any
+) -> np.ndarray:
     """CMC curve in percent, ``curve[r-1]`` = share of queries with a positive in the top ``r``."""
     metrics = retrieval_metrics(similarity, query_ids, gallery_ids, cmc_max_rank=max_rank, **kwargs)
     return np.asarray(metrics["cmc"], dtype=np.float64)

@@ -31,6 +31,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 def _register() -> None:
     # Each module registers its commands on ``app`` at import time. One line per command group.
     from flows.cli import corpus, demo, synth  # noqa: F401
+    from flows.cli import corpus_import  # noqa: F401
     from flows.cli import evaluate, train  # noqa: F401
     from flows.cli import styles  # noqa: F401
 

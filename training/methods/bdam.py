@@ -200,7 +200,7 @@ class BDAMMethod(TrainingMethod):
         """Stage-1 gallery feature: the aligned identity image feature FFN(f_id) [B, 256]."""
         st = self.encode_image_states(images)
         if st.gate is not None and not self.training:
-            self._gate_log.append(st.gate.float().mean(dim=1).cpu().numpy())
+            self._gate_log.append(st.gate.detach().float().mean(dim=1).cpu().numpy())
         return self.fusion.align_image(st.f_id)
 
     def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
@@ -225,7 +225,7 @@ class BDAMMethod(TrainingMethod):
         txt = self.encode_text_states(query_tokens)
         idx = torch.arange(len(gallery_images), device=gallery_images.device)
         scores, w = self.pair_scores(img, txt, idx, idx)
-        self._modality_log.append(w.float().cpu().numpy())
+        self._modality_log.append(w.detach().float().cpu().numpy())
         return scores
 
     # --- training --------------------------------------------------------------------------

@@ -30,7 +30,8 @@ class HardNegativeMatcher(nn.Module):
             batch_first=True,
             norm_first=True,
         )
-        self.encoder = nn.TransformerEncoder(layer, num_layers=depth, norm=nn.LayerNorm(dim))
+        self.encoder = nn.TransformerEncoder(layer, num_layers=depth, norm=nn.LayerNorm(dim), enable_nested_tensor=False
+        )
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
 
     def forward(self, v_bar: torch.Tensor, w_bar: torch.Tensor) -> torch.Tensor:

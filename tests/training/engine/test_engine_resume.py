@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_fixtures import tiny_recipe, train_losses
 
 from training.engine import checkpoint as ck
 from training.engine.trainer import Trainer, train
-from tests_engine_helpers import train_losses  # noqa: F401  (see conftest sys.path note)
 
 
 class Interrupted(Exception):
@@ -24,7 +24,7 @@ def _final_model(run_dir: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("method", ["sdm", "nam_sdm"])
 def test_interrupted_and_resumed_equals_uninterrupted(color_corpus, tmp_path, monkeypatch, method):
-    from conftest import tiny_recipe
+
 
     recipe_a = tiny_recipe(color_corpus, tmp_path / "a", method={"name": method})
     full = train(recipe_a)
@@ -68,14 +68,14 @@ def test_interrupted_and_resumed_equals_uninterrupted(color_corpus, tmp_path, mo
 
 def test_resume_latest_without_checkpoint_is_a_config_error(color_corpus, tmp_path):
     from caption_gen.errors import ConfigError
-    from conftest import tiny_recipe
+
 
     with pytest.raises(ConfigError, match="no checkpoint"):
         train(tiny_recipe(color_corpus, tmp_path / "none"), resume="latest")
 
 
 def test_run_directories_are_never_overwritten(color_corpus, tmp_path):
-    from conftest import tiny_recipe
+
 
     recipe = tiny_recipe(color_corpus, tmp_path, schedule={"epochs": 1, "max_steps": 2})
     first = train(recipe).run_dir

@@ -42,8 +42,9 @@ class ImageEncoder(nn.Module):
         return cls(ViTModel.from_pretrained(_local_dir(path, "method.params.image_encoder"), add_pooling_layer=False))
 
     def last_shared_layer(self) -> torch.Tensor:
-        """Weight of the last dense layer of the final ViT block (GradNorm's shared layer)."""
-        return self.vit.encoder.layer[-1].output.dense.weight
+        """Weight of the last dense layer of the final ViT block (GradNorm's shared layer): the last 2-d
+        parameter in registration order (robust to transformers' renames of the block attributes)."""
+        return [p for p in self.vit.parameters() if p.dim() == 2][-1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.vit(pixel_values=images, interpolate_pos_encoding=True).last_hidden_state[:, 1:]
