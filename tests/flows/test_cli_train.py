@@ -94,7 +94,7 @@ def test_pretrain_then_finetune_then_protocol_tables(synth_benchmark, tmp_path, 
     pre_results = json.loads((pre_run / "results.json").read_text())
     assert pre_results["data"]["kinds"] == {"human": pre_results["data"]["captions"]}
     assert run_cli(["train", "--config", str(RECIPES / "finetune_irra.yaml"),
-                    "--set", f"method.pretrained={pre_run / 'checkpoints' / 'best.pt'}",
+                    "--set", f"method.pretrained={pre_results['checkpoint']}",
                     "--set", f"data.benchmark={bench}", "--set", f"eval.benchmarks=[{bench}]",
                     "--set", f"engine.output_dir={runs}", *[a for s in TINY for a in ("--set", s)]]) == 0
     (ft_run,) = [p for p in runs.iterdir() if p.name.startswith("finetune_irra-")]

@@ -356,7 +356,8 @@ class Trainer:
                 if step % eng.checkpoint_every_steps == 0:
                     self.save_step_checkpoint()
             self.monitor.end_epoch()
-            if stopped_early:
+            if stopped_early:  # max_steps reached mid-epoch: the end of training, so validate this state too
+                self.validate(epoch)
                 self.save_step_checkpoint()
                 break
             self.method.on_epoch_end(epoch)

@@ -1,0 +1,160 @@
+"""``pedes synth``: a deterministic synthetic pedestrian dataset in the CUHK-PEDES layout.
+
+Output directory::
+
+    imgs/<pid:05d>/<pid:05d>_<k:03d>.jpg   the images (``file_path`` in the annotations is relative to imgs/)
+    reid_raw.json                           CUHK-PEDES format: [{"split", "captions", "file_path",
+                                            "processed_tokens", "id"}, ...]
+    attributes.jsonl                        per image: identity, outfit and camera attributes plus the
+                                            identity-only and clothing-only texts
+    synth.json                              parameters and counts; written last (its presence = complete)
+
+Determinism: every random draw comes from a generator seeded by ``(seed, level, person[, index])``
+(:class:`numpy.random.SeedSequence` entropy), so the same arguments give byte-identical files on the
+same library versions, and person ``p`` looks the same whatever ``identities`` is.
+
+Splits are by identity, as in CUHK-PEDES: the identities are shuffled with the seed and the first
+``round(test_fraction·N)`` go to ``test``, the next ``round(val_fraction·N)`` to ``val`` (each at least
+one when its fraction is positive and N ≥ 3), the rest to ``train``. Image ``k`` of a person wears
+outfit ``k mod outfits_per_identity``, so every identity is seen in several outfits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from caption_gen.errors import InputError
+from caption_gen.synth.attributes import Identity, Outfit, sample_camera, sample_identity, sample_outfit
+from caption_gen.synth.captions import clothing_text, full_caption, identity_text, pick_patterns
+from caption_gen.synth.render import render_person
+
+_ID_LEVEL, _OUTFIT_LEVEL, _IMAGE_LEVEL, _SPLIT_LEVEL = 1, 2, 3, 4
+_TOKEN_RE = re.compile(r"[a-z]+(?:-[a-z]+)?")
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What :func:`render_dataset` wrote."""
+
+    out: Path
+    identities: int
+    images: int
+    by_split: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "identities": self.identities, "images": self.images, "by_split": self.by_split}
+
+
+def _rng(seed: int, *keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, *keys]))
+
+
+def assign_splits(identities: int, seed: int, val_fraction: float, test_fraction: float) -> dict[int, str]:
+    """Person id → split (module docstring)."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise InputError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must be in [0, 1) with sum < 1")
+
+    def count(fraction: float) -> int:
+        n = round(fraction * identities)
+        return max(n, 1) if fraction > 0 and identities >= 3 else n
+
+    order = _rng(seed, _SPLIT_LEVEL).permutation(identities)
+    n_test, n_val = count(test_fraction), count(val_fraction)
+    split = {int(p): "train" for p in order}
+    for p in order[:n_test]:
+        split[int(p)] = "test"
+    for p in order[n_test:n_test + n_val]:
+        split[int(p)] = "val"
+    return split
+
+
+def person(pid: int, seed: int, outfits: int) -> tuple[Identity, list[Outfit]]:
+    """Identity ``pid`` and its outfits (independent of how many identities are rendered)."""
+    identity = sample_identity(pid, _rng(seed, _ID_LEVEL, pid))
+    return identity, [sample_outfit(identity, o, _rng(seed, _OUTFIT_LEVEL, pid, o)) for o in range(outfits)]
+
+
+def render_dataset(
+    out: str | Path,
+    *,
+    identities: int,
+    images_per_identity: int,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 128),
+    outfits_per_identity: int = 2,
+    captions_per_image: int = 2,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    jpeg_quality: int = 92,
+) -> SynthSummary:
+    """Render ``identities × images_per_identity`` pedestrians into ``out`` (layout in the module docstring)."""
+    if identities < 1 or images_per_identity < 1:
+        raise InputError(f"identities ({identities}) and images_per_identity ({images_per_identity}) must be >= 1")
+    if outfits_per_identity < 1 or captions_per_image < 1:
+        raise InputError("outfits_per_identity and captions_per_image must be >= 1")
+    if size[0] < 32 or size[1] < 16:
+        raise InputError(f"size {size} is too small (at least 32x16, given as height x width)")
+    out = Path(out)
+    marker = out / "synth.json"
+    if marker.exists():
+        marker.unlink()
+    (out / "imgs").mkdir(parents=True, exist_ok=True)
+    splits = assign_splits(identities, seed, val_fraction, test_fraction)
+    outfits = min(outfits_per_identity, images_per_identity)
+
+    entries: list[dict[str, Any]] = []
+    attributes: list[str] = []
+    for pid in range(identities):
+        identity, wardrobe = person(pid, seed, outfits)
+        folder = out / "imgs" / f"{pid:05d}"
+        folder.mkdir(exist_ok=True)
+        for k in range(images_per_identity):
+            outfit = wardrobe[k % outfits]
+            rng = _rng(seed, _IMAGE_LEVEL, pid, k)
+            camera = sample_camera(rng)
+            image = render_person(identity, outfit, camera, size=size, rng=rng)
+            rel = f"{pid:05d}/{pid:05d}_{k:03d}.jpg"
+            image.save(out / "imgs" / rel, format="JPEG", quality=jpeg_quality)
+            captions = [full_caption(identity, outfit, p) for p in pick_patterns(rng, captions_per_image)]
+            entries.append({
+                "split": splits[pid],
+                "captions": captions,
+                "file_path": rel,
+                "processed_tokens": [_TOKEN_RE.findall(c.lower()) for c in captions],
+                "id": pid,
+            })
+            attributes.append(json.dumps({
+                "file_path": rel,
+                "id": pid,
+                "split": splits[pid],
+                "outfit_id": outfit.outfit_id,
+                "identity": identity.to_dict(),
+                "outfit": outfit.to_dict(),
+                "camera": camera.to_dict(),
+                "identity_text": identity_text(identity),
+                "clothing_text": clothing_text(outfit),
+            }, sort_keys=True))
+
+    _write_text(out / "reid_raw.json", json.dumps(entries, indent=1))
+    _write_text(out / "attributes.jsonl", "\n".join(attributes) + "\n")
+    by_split = dict(sorted(Counter(e["split"] for e in entries).items()))
+    summary = SynthSummary(out=out, identities=identities, images=len(entries), by_split=by_split)
+    params = {"identities": identities, "images_per_identity": images_per_identity, "seed": seed,
+              "size": list(size), "outfits_per_identity": outfits, "captions_per_image": captions_per_image,
+              "val_fraction": val_fraction, "test_fraction": test_fraction, "jpeg_quality": jpeg_quality}
+    _write_text(marker, json.dumps({"params": params, **summary.to_dict(), "out": None}, indent=2))
+    return summary
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
