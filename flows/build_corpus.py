@@ -1,0 +1,413 @@
+"""``build-corpus`` flow (seed 002 §3, DESIGN §2/§7): discover images → plan shards deterministically →
+one task per shard that is not done (caption every configured kind × model, validate/regenerate, write,
+mark done) → manifest + dataset card → run summary artifact.
+
+Wiring only — the work is :class:`caption_gen.captioning.engine.CaptionEngine`:
+
+* **plan** (:func:`plan_task`): ``engine.plan()`` (sorted discovery + content hashes, so shard ``i``
+  always holds the same images); each pending shard's image list is written to a small JSON file in the
+  run's work folder (``<out>.flow/plans/``) and tasks receive that *path* — no image lists or rows travel
+  through Prefect, and every task returns only a small stats dict.
+* **shard** (:func:`caption_shard_task`): idempotent — a done shard returns its marker's stats and
+  writes nothing; otherwise ``engine.caption_shard`` + ``CorpusWriter.write_shard`` (atomic files, done
+  marker last). Prefect retries it with exponential backoff. The engine (instructions + model backends)
+  is built once per worker process and reused by later shard tasks (:func:`_engine_for`, plus the
+  per-process backend cache of ``caption_gen.backends.factory``); the flow closes it at the end.
+* **GPU discipline**: with the thread runner a shard holds a process-wide GPU slot while captioning
+  (:func:`flows.runners.gpu_slot`); with the Ray runner each shard task requests ``runner.num_gpus``.
+  Caption tasks are tagged ``task.tag`` (default ``pedes-gpu``) for a Prefect tag concurrency limit.
+* **failures**: every backend call runs under a deadline (``task.batch_timeout_s``); a call that raises,
+  hangs past the deadline or returns the wrong number of results is re-submitted by the engine
+  (``retry.batch_retries``), then its captions become rejects (``generation:error`` with the cause);
+  empty or invalid texts are regenerated, then rejected with their validation reasons. Counts of failed
+  backend calls, timeouts, regenerations and shard-task retries go into the run summary. A shard task that
+  still fails after its retries is listed in the summary (``failed_shards``) and left not done, so the next
+  run redoes it (``task.on_shard_failure: reject`` writes its images as ``flow:shard_failed`` rejects).
+* **one writer per corpus**: the flow process holds the corpus lock (``caption_gen.corpus.lock``) for
+  the whole run — a second run on the same output folder refuses to start with a clear message; shard
+  tasks write under that lock (``lock=False``) and the flow finalizes.
+
+Shard size: ``caption.shard_size`` (default 256); for a million images use a few thousand per shard, so
+the run is a few hundred tasks (Prefect's server struggles around 2k mapped tasks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, task
+from pydantic import Field
+
+from caption_gen.captioning.config import CaptionRunConfig
+from caption_gen.configuration import ConfigModel, ConfigPath, load_config, save_resolved
+from flows.runners import RunnerConfig, gpu_slot, remote_options
+
+FLOW_NAME = "build-corpus"
+
+
+class ShardTaskPolicy(ConfigModel):
+    """How shard tasks are retried, bounded and tagged."""
+
+    #: Prefect retries of a failed shard task (exponential backoff from ``retry_delay_s``).
+    retries: int = Field(2, ge=0)
+    retry_delay_s: float = Field(10.0, ge=0)
+    retry_jitter_factor: float | None = Field(0.5, ge=0)
+    #: Prefect timeout of one shard task (None = none).
+    timeout_s: float | None = Field(None, gt=0)
+    #: deadline of one backend ``generate`` call; a call past it counts as a failed batch (None = none).
+    batch_timeout_s: float | None = Field(600.0, gt=0)
+    #: tag of caption tasks (for ``prefect concurrency-limit create pedes-gpu 1``).
+    tag: str = "pedes-gpu"
+    #: a shard that still fails after its retries: ``leave`` it not done (the next run redoes it) or
+    #: ``reject`` its images (``flow:shard_failed``) and mark it done.
+    on_shard_failure: Literal["leave", "reject"] = "leave"
+
+
+class BuildCorpusConfig(ConfigModel):
+    """``configs/flows/build_corpus.yaml``: the captioning run (``caption:``, as ``pedes caption``) plus
+    orchestration settings."""
+
+    caption: CaptionRunConfig
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+    task: ShardTaskPolicy = Field(default_factory=ShardTaskPolicy)
+    #: plans, resolved config and run summaries (default: ``<out>.flow`` next to the corpus; the corpus
+    #: folder itself holds only the corpus).
+    work_dir: ConfigPath | None = None
+
+    @property
+    def work(self) -> Path:
+        out = Path(self.caption.out).resolve()
+        return Path(self.work_dir).resolve() if self.work_dir is not None else out.parent / f"{out.name}.flow"
+
+
+def _resolve_source(value: str | None, base: Path) -> str | None:
+    if value is None or "://" in value or Path(value).expanduser().is_absolute():
+        return value
+    return str((base / Path(value).expanduser()).absolute())
+
+
+def load_build_corpus_config(path: str | Path, overrides: list[str] | None = None) -> BuildCorpusConfig:
+    """Load the flow config; ``caption.images`` / ``caption.image_root`` given as relative paths in the
+    file resolve against the file's directory (like every other path in a config)."""
+    from caption_gen.configuration import read_yaml
+
+    cfg = load_config(BuildCorpusConfig, path, overrides or [])
+    raw = read_yaml(Path(path)).get("caption", {}) or {}
+    base = Path(path).resolve().parent
+    cap = cfg.caption
+    update: dict[str, Any] = {}
+    if "images" in raw and cap.images == str(raw["images"]):  # not overridden on the command line
+        update["images"] = _resolve_source(cap.images, base)
+    if raw.get("image_root") is not None and cap.image_root == str(raw["image_root"]):
+        update["image_root"] = _resolve_source(cap.image_root, base)
+    if update:
+        cfg.caption = cap.model_copy(update=update)
+    cfg.caption.progress = False  # Prefect logs progress; no terminal bars inside tasks
+    return cfg
+
+
+# --------------------------------------------------------------------------------- engine per process
+class _DeadlineBackend:
+    """A backend seen through a per-call deadline, counting failed calls (flow instrumentation).
+
+    The call runs in a helper thread; past ``timeout_s`` the caller gets ``TimeoutError`` (the engine
+    then re-submits or rejects the batch) while the stuck call is abandoned in its daemon thread."""
+
+    def __init__(self, inner: Any, timeout_s: float | None, counters: Counter):
+        self._inner = inner
+        self.name = inner.name
+        self.timeout_s = timeout_s
+        self.counters = counters
+
+    def generate(self, requests: Sequence[Any]) -> list[Any]:
+        self.counters["backend_calls"] += 1
+        try:
+            if self.timeout_s is None:
+                results = self._inner.generate(requests)
+            else:
+                box: dict[str, Any] = {}
+
+                def call() -> None:
+                    try:
+                        box["results"] = self._inner.generate(requests)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        box["error"] = exc
+
+                worker = threading.Thread(target=call, name="pedes-backend-call", daemon=True)
+                worker.start()
+                worker.join(self.timeout_s)
+                if worker.is_alive():
+                    self.counters["backend_timeouts"] += 1
+                    raise TimeoutError(f"backend {self.name!r} did not answer within {self.timeout_s:g} s")
+                if "error" in box:
+                    raise box["error"]
+                results = box["results"]
+        except Exception:
+            self.counters["backend_errors"] += 1
+            raise
+        self.counters["empty_outputs"] += sum(1 for r in results if not (getattr(r, "text", "") or "").strip())
+        return results
+
+    def close(self) -> None:
+        return None  # the cached engine is closed by caption_gen.backends.factory.close_all()
+
+
+_INSTRUCTIONS: dict[str, Any] = {}
+_INSTRUCTIONS_LOCK = threading.Lock()
+
+
+def _config_key(cap: CaptionRunConfig) -> str:
+    return hashlib.sha256(cap.model_dump_json().encode()).hexdigest()
+
+
+def _engine_for(cap: CaptionRunConfig, batch_timeout_s: float | None, counters: Counter) -> Any:
+    """A CaptionEngine for one shard, reusing this process's loaded instructions and model backends."""
+    from caption_gen.backends.factory import build_backend
+    from caption_gen.captioning.engine import CaptionEngine
+
+    key = _config_key(cap)
+    with _INSTRUCTIONS_LOCK:
+        if key not in _INSTRUCTIONS:
+            probe = CaptionEngine(cap)
+            probe.prepare()  # loads instructions, checks kinds, builds (and caches) every backend
+            _INSTRUCTIONS[key] = probe.instructions
+    engine = CaptionEngine(cap)
+    engine.instructions = _INSTRUCTIONS[key]
+    engine.backends = {s.label: _DeadlineBackend(build_backend(s), batch_timeout_s, counters) for s in cap.models}
+    return engine
+
+
+def release_engines() -> None:
+    """Close every model backend this process loaded (end of flow)."""
+    from caption_gen.backends.factory import close_all
+
+    with _INSTRUCTIONS_LOCK:
+        _INSTRUCTIONS.clear()
+    close_all()
+
+
+# ----------------------------------------------------------------------------------------- plan files
+def _write_shard_plan(path: Path, shard: Any) -> None:
+    doc = {"index": shard.index,
+           "images": [[ref.path, ref.uri, sha] for ref, sha in shard.images],
+           "duplicates": [[d.ref.path, d.ref.uri, d.reason, d.detail, d.sha256] for d in shard.duplicates]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_shard_plan(path: str | Path) -> Any:
+    """The :class:`~caption_gen.captioning.plan.ShardPlan` stored by :func:`plan_task`."""
+    from caption_gen.captioning.plan import ShardPlan
+    from caption_gen.images.decode import ImageRejected
+    from caption_gen.images.discovery import ImageRef
+
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    images = tuple((ImageRef(path=p, uri=u), sha) for p, u, sha in doc["images"])
+    dups = tuple(ImageRejected(reason, detail, ref=ImageRef(path=p, uri=u), sha256=sha)
+                 for p, u, reason, detail, sha in doc["duplicates"])
+    return ShardPlan(index=int(doc["index"]), images=images, duplicates=dups)
+
+
+@task(name="plan-shards", retries=1, retry_delay_seconds=5, persist_result=False)
+def plan_task(config: str, overrides: list[str]) -> dict[str, Any]:
+    """Discover and shard the images; write one plan file per shard that is not done yet."""
+    from caption_gen.captioning.engine import CaptionEngine
+    from caption_gen.corpus.writer import CorpusWriter
+    from caption_gen.errors import ConfigError
+
+    cfg = load_build_corpus_config(config, overrides)
+    plan = CaptionEngine(cfg.caption).plan()
+    if plan.total_images == 0:
+        raise ConfigError(f"caption.images: no images found in {cfg.caption.images}")
+    done = CorpusWriter(cfg.caption.out, lock=False).done_shards()
+    plans = cfg.work / "plans"
+    plans.mkdir(parents=True, exist_ok=True)
+    for old in plans.glob("shard-*.json"):
+        old.unlink()
+    pending: dict[int, str] = {}
+    for shard in plan.shards:
+        if shard.index in done:
+            continue
+        path = plans / f"shard-{shard.index:05d}.json"
+        _write_shard_plan(path, shard)
+        pending[shard.index] = str(path)
+    return {"images": plan.total_images, "shards": len(plan.shards), "image_root": plan.image_root,
+            "done": sorted(done), "pending": pending}
+
+
+def _run_count() -> int:
+    try:
+        from prefect.runtime import task_run
+
+        return int(task_run.run_count or 1)
+    except Exception:  # pragma: no cover - outside a task run
+        return 1
+
+
+@task(name="caption-shard", persist_result=False)
+def caption_shard_task(config: str, overrides: list[str], plan_file: str, image_root: str | None) -> dict[str, Any]:
+    """Caption one shard and write it (idempotent: a done shard is not redone). Returns small stats."""
+    from caption_gen.corpus.writer import CorpusWriter
+
+    cfg = load_build_corpus_config(config, overrides)
+    shard = read_shard_plan(plan_file)
+    attempts = _run_count()
+    writer = CorpusWriter(cfg.caption.out, image_root=image_root, lock=False)  # the flow holds the lock
+    if writer.is_done(shard.index):
+        return {"shard": shard.index, "skipped": True, "task_attempts": attempts, **writer.shard_stats(shard.index)}
+    counters: Counter = Counter()
+    t0 = time.perf_counter()
+    with gpu_slot(cfg.runner.gpu_slots):
+        engine = _engine_for(cfg.caption, cfg.task.batch_timeout_s, counters)
+        result = engine.caption_shard(shard)
+    extra = {**result.stats, **{k: int(v) for k, v in counters.items()}, "task_attempts": attempts}
+    stats = writer.write_shard(shard.index, result.rows, result.rejects, extra_stats=extra)
+    return {"shard": shard.index, "skipped": False, "task_attempts": attempts,
+            "seconds": round(time.perf_counter() - t0, 3), **_small(stats)}
+
+
+@task(name="reject-failed-shard", persist_result=False)
+def reject_shard_task(config: str, overrides: list[str], plan_file: str, image_root: str | None,
+                      error: str) -> dict[str, Any]:
+    """``on_shard_failure: reject``: write every image of a shard that kept failing as a reject."""
+    from caption_gen.corpus.rows import reject_row
+    from caption_gen.corpus.schema import image_id_from_sha256
+    from caption_gen.corpus.writer import CorpusWriter
+
+    cfg = load_build_corpus_config(config, overrides)
+    shard = read_shard_plan(plan_file)
+    rejects = [d.to_reject_row() for d in shard.duplicates]
+    rejects += [reject_row(image_id=image_id_from_sha256(sha) if sha else None, image_path=ref.path,
+                           image_sha256=sha or None, stage="generation", reason="flow:shard_failed",
+                           reasons=["flow:shard_failed"], detail=error[:2000])
+                for ref, sha in shard.images]
+    writer = CorpusWriter(cfg.caption.out, image_root=image_root, lock=False)
+    return {"shard": shard.index, **_small(writer.write_shard(shard.index, [], rejects,
+                                                              extra_stats={"shard_failed": error[:500]}))}
+
+
+def _small(stats: dict[str, Any]) -> dict[str, Any]:
+    """Drop file hashes and other bulky marker fields from what goes back through Prefect."""
+    return {k: v for k, v in stats.items() if k not in ("files", "sha256")}
+
+
+# ------------------------------------------------------------------------------------------ summary
+def summarize(out: str | Path, results: list[dict[str, Any]], failed: dict[int, str], plan: dict[str, Any],
+              wall_s: float, name: str) -> dict[str, Any]:
+    """Run summary from the corpus (acceptance by kind × model, rejects by reason) and the task results."""
+    import pyarrow.compute as pc
+
+    from caption_gen.corpus.reader import Corpus
+
+    corpus = Corpus.open(out)
+    caps = corpus.captions(columns=["kind", "model"])
+    rej = corpus.rejects()
+    acceptance: dict[str, dict[str, int]] = {}
+    for kind, model in zip(caps.column("kind").to_pylist(), caps.column("model").to_pylist(), strict=True):
+        e = acceptance.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0})
+        e["rows"] += 1
+        e["accepted"] += 1
+    if rej.num_rows:
+        for kind, model in zip(rej.column("kind").to_pylist(), rej.column("model").to_pylist(), strict=True):
+            if kind is None or model is None:
+                continue  # image-level rejects (decode, duplicates, failed shards)
+            acceptance.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0})["rows"] += 1
+    by_reason = Counter(rej.column("reason").to_pylist()) if rej.num_rows else Counter()
+    ran = [r for r in results if not r.get("skipped")]
+    images_run = sum(int(r.get("images", r.get("extra_stats", {}).get("images", 0)) or 0) for r in ran)
+    counters = Counter()
+    for r in ran:
+        extra = r.get("extra_stats", {}) or {}
+        for k in ("backend_calls", "backend_errors", "backend_timeouts", "empty_outputs"):
+            counters[k] += int(extra.get(k, 0))
+        counters["regenerated"] += sum(int(v) for a, v in (extra.get("accepted_by_attempt") or {}).items() if a != "1")
+    rows = caps.num_rows
+    total = rows + sum(e["rows"] - e["accepted"] for e in acceptance.values())
+    return {
+        "name": name, "out": str(Path(out).resolve()), "images": plan["images"], "shards_total": plan["shards"],
+        "shards_run": len(ran), "shards_skipped": plan["shards"] - len(plan["pending"]),
+        "shard_indices_run": sorted(r["shard"] for r in ran), "failed_shards": sorted(failed),
+        "failures": {str(k): v[:300] for k, v in failed.items()},
+        "rows": rows, "accepted": int(pc.sum(pc.scalar(1) if False else pc.cast(pc.is_valid(caps.column("kind")), "int64")).as_py() or 0),
+        "rejects": rej.num_rows, "acceptance_rate": rows / total if total else 0.0, "acceptance": acceptance,
+        "rejects_by_reason": dict(by_reason),
+        "task_retries": sum(max(0, int(r.get("task_attempts", 1)) - 1) for r in results),
+        "backend_retries": counters["backend_errors"], **{k: counters[k] for k in
+                                                          ("backend_calls", "backend_timeouts", "empty_outputs",
+                                                           "regenerated")},
+        "wall_s": round(wall_s, 3), "images_per_s": images_run / wall_s if wall_s > 0 else 0.0,
+    }
+
+
+# --------------------------------------------------------------------------------------------- flow
+@flow(name=FLOW_NAME, log_prints=True, persist_result=False)
+def build_corpus_flow(config: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Caption the configured images into a corpus (module docstring); returns the run summary."""
+    from caption_gen.captioning.engine import redacted_config
+    from caption_gen.corpus.lock import CorpusLock
+    from flows.artifacts import corpus_summary_markdown, publish_markdown
+
+    ov = list(overrides or [])
+    cfg = load_build_corpus_config(config, ov)
+    cap = cfg.caption
+    out = Path(cap.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    lock = CorpusLock(out)
+    lock.acquire()  # a second run on the same corpus refuses here (CorpusLockedError names the holder)
+    try:
+        work = cfg.work
+        save_resolved(cfg, work)
+        plan = plan_task(config, ov)
+        shard_task = caption_shard_task.with_options(
+            retries=cfg.task.retries,
+            retry_delay_seconds=[cfg.task.retry_delay_s * 2**i for i in range(cfg.task.retries)] or 0,
+            retry_jitter_factor=cfg.task.retry_jitter_factor, timeout_seconds=cfg.task.timeout_s,
+            tags=[cfg.task.tag])
+        futures = {}
+        with remote_options(cfg.runner):
+            for index, plan_file in sorted(plan["pending"].items(), key=lambda kv: int(kv[0])):
+                futures[int(index)] = shard_task.submit(config, ov, plan_file, plan["image_root"])
+        results: list[dict[str, Any]] = []
+        failed: dict[int, str] = {}
+        for index, fut in futures.items():
+            state = fut.wait() or fut.state
+            state = fut.state
+            if state.is_completed():
+                results.append(fut.result())
+                continue
+            try:
+                fut.result(raise_on_failure=True)
+                error = f"shard task ended in state {state.type.value}"
+            except BaseException as exc:  # noqa: BLE001 - summarized, not raised
+                error = f"{type(exc).__name__}: {exc}"
+            failed[index] = error
+            if cfg.task.on_shard_failure == "reject":
+                results.append(reject_shard_task(config, ov, plan["pending"][index], plan["image_root"], error))
+        with __import__("caption_gen.corpus.writer", fromlist=["CorpusWriter"]).CorpusWriter(
+                out, image_root=plan["image_root"], lock=False) as writer:
+            manifest = writer.finalize(
+                name=cap.corpus_name, config=redacted_config(cap), models=[m.label for m in cap.models],
+                description=cap.description,
+                sources=[{"images": cap.images, "image_root": plan["image_root"], "images_found": plan["images"]}])
+        summary = summarize(out, results, failed, plan, time.perf_counter() - t0, cap.corpus_name)
+        summary["manifest"] = str(out / "corpus.json")
+        summary["card"] = str(out / "README.md")
+        summary["totals"] = manifest.get("totals")
+        (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        publish_markdown(corpus_summary_markdown(summary), key="build-corpus-summary",
+                         description=f"build-corpus run summary ({cap.corpus_name})", out=work / "summary.md")
+        return summary
+    finally:
+        release_engines()
+        lock.release()

@@ -1,0 +1,73 @@
+"""``pedes flow list|run``, ``pedes serve`` and ``pedes server``: run the Prefect flows (DESIGN §7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli import app
+
+flow_app = typer.Typer(help="Prefect flows: build-corpus, style-clusters, mine-templates, train.", no_args_is_help=True)
+app.add_typer(flow_app, name="flow")
+
+
+@flow_app.command("list")
+def list_flows() -> None:
+    """Print the flow names, one per line."""
+    from flows.registry import flow_names
+
+    for name in flow_names():
+        typer.echo(name)
+
+
+@flow_app.command("run")
+def run(
+    name: Annotated[str, typer.Argument(help="Flow name (see 'pedes flow list').")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="The flow's YAML config (configs/flows/*.yaml).")],
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Run one flow locally against Prefect's ephemeral API (or PREFECT_API_URL when set)."""
+    from flows.registry import configured_flow, get_flow
+
+    get_flow(name)  # unknown name → ConfigError before Prefect starts
+    configured_flow(name, config, overrides or [])  # config errors exit 2 before Prefect starts
+    from flows.registry import run_flow
+
+    summary = run_flow(name, config, overrides or [])
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command("serve")
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Deployments YAML (configs/deployments.yaml).")],
+    check: Annotated[bool, typer.Option("--check", help="Validate the file and print the deployments, then exit.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Most concurrent flow runs in this process.")] = None,
+) -> None:
+    """Serve the flows as scheduled deployments (cron/interval + parameters from YAML) until interrupted."""
+    from flows.serve import load_deployments, serve_deployments
+
+    spec = load_deployments(config)
+    for d in spec.deployments:
+        when = f"cron {d.cron!r}" if d.cron else f"every {d.interval:g} s" if d.interval else "unscheduled"
+        typer.echo(f"{d.flow}/{d.name}: {when}{' (paused)' if d.paused else ''} config={d.config}")
+    if check:
+        return
+    serve_deployments(config, limit=limit)
+
+
+@app.command("server")
+def server(
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port of the UI/API.")] = 4200,
+) -> None:
+    """Start the Prefect server with its UI (``prefect server start``); set PREFECT_API_URL to use it."""
+    import subprocess
+    import sys
+
+    typer.echo(f"Prefect UI at http://{host}:{port} — in other shells: "
+               f"export PREFECT_API_URL=http://{host}:{port}/api")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", host,
+                                      "--port", str(port)]))
