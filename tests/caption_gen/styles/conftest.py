@@ -98,3 +98,16 @@ def ufine3c_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[i
     path = tmp_path_factory.mktemp("ufine3c") / "ufine3c.json"
     path.write_text(json.dumps(records, indent=1), encoding="utf-8")
     return path, planted
+
+
+@pytest.fixture(scope="session")
+def built_default(tmp_path_factory, styled_text_file) -> Path:
+    """``pedes styles build`` with default settings on the planted-style captions (built once)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = tmp_path_factory.mktemp("styles_default")
+    res = CliRunner().invoke(app, ["styles", "build", "--source", str(styled_text_file), "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out

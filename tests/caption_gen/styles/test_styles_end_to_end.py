@@ -25,13 +25,6 @@ def _build(src: Path, out: Path, *extra: str) -> None:
     assert res.exit_code == 0, res.output + repr(res.exception)
 
 
-@pytest.fixture(scope="session")
-def built_default(tmp_path_factory, styled_text_file) -> Path:
-    out = tmp_path_factory.mktemp("styles_default")
-    _build(styled_text_file, out)
-    return out
-
-
 def test_default_build_recovers_planted_styles(built_default, styled_captions):
     texts, planted = styled_captions
     table = pd.read_parquet(built_default / "assignments.parquet")
