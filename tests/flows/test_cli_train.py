@@ -48,9 +48,18 @@ def test_shipped_recipes_validate():
     ft = load_recipe(RECIPES / "finetune_irra.yaml")
     assert pre.method.name == "nam_sdm" and pre.data.corpus is not None and pre.model.image_size == (384, 128)
     assert ft.method.name == "irra" and ft.data.benchmark is not None and ft.optim.lr == 1e-5
+    sew = load_recipe(RECIPES / "sew_mcm.yaml")
+    assert sew.method.name == "sew_mcm" and sew.method.params["scale"] == 32.0
+    cfam = load_recipe(RECIPES / "cfam.yaml")
+    assert cfam.method.name == "cfam" and cfam.model.context_length == 168
+    assert cfam.data.benchmark.name == "ufine6926" and cfam.eval.benchmarks[0].name == "ufine3c"
+    weak = load_recipe(RECIPES / "weak_dual_granularity.yaml")
+    assert weak.method.name == "weak_dual_granularity" and weak.method.params["threshold"] == 0.7
+    assert weak.data.sampler == "random"  # pairing only: no identity-balanced sampling either
 
 
-@pytest.mark.parametrize("recipe", ["pretrain_nam.yaml", "finetune_irra.yaml"])
+@pytest.mark.parametrize("recipe", ["pretrain_nam.yaml", "finetune_irra.yaml", "sew_mcm.yaml", "cfam.yaml",
+                                    "weak_dual_granularity.yaml"])
 def test_smoke_runs_each_recipe_and_writes_results(recipe, tmp_path, capsys):
     code = run_cli(["train", "--config", str(RECIPES / recipe), "--smoke", "--set", f"engine.output_dir={tmp_path}",
                     "--set", "engine.progress=false"])
