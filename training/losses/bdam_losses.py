@@ -28,10 +28,20 @@ def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (xc.T @ yc).pow(2).sum() / (n - 1) ** 2
 
 
-def info_nce(anchors: torch.Tensor, positives: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``−E_i log softmax_j(s_ij / τ)_i`` with ``s_ij = â_i · p̂_j`` (L2-normalised; seed 000 Eq. 1 / Eq. 3)."""
+def info_nce(anchors: torch.Tensor, positives: torch.Tensor, temperature: float,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``−E_i log softmax_j(s_ij / τ)_i`` with ``s_ij = â_i · p̂_j`` (L2-normalised; seed 000 Eq. 1 / Eq. 3).
+
+    ``labels`` [N] (optional): every column whose label equals the anchor's is a positive; the target is then
+    uniform over those columns, ``−E_i Σ_j q_ij log softmax_j(s_ij / τ)`` with ``q_ij = 1[y_i = y_j] / n_i``.
+    Without labels only the diagonal is positive, so a PK batch would treat the other images of the same
+    person (or the same outfit) as negatives — it is only correct when all rows are distinct instances."""
     logits = F.normalize(anchors.float(), dim=-1) @ F.normalize(positives.float(), dim=-1).T / temperature
-    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+    if labels is None:
+        return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+    same = (labels[:, None] == labels[None, :]).float()
+    target = same / same.sum(dim=1, keepdim=True)
+    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 def candidate_info_nce(scores: torch.Tensor, temperature: float) -> torch.Tensor:

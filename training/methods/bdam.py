@@ -17,6 +17,12 @@ aligned identity image feature and the caption (+ identity description) features
 of stage 1, which the paper does not define. Gate regularization has a fixed weight (not a GradNorm task,
 as in the paper's task list).
 
+``identity_positives`` (default true): PK batches hold several images of one person, so ``itc`` treats every
+pair of the same identity as positive (§3.5: positives are pairs "representing the same identity"), and
+``L_aln`` treats images whose clothing descriptions are the same string as positives (Eq. 1 says "same
+sample"; two columns with an identical text feature cannot be told apart, so we read it as same description).
+With ``false`` only the diagonal is positive, the literal Eq. 1 / Eq. 3.
+
 Eq. 3 for a cross-encoder: the fused representation depends on the (text, image) pair, so for each text
 ``t_i`` the candidates are its own image and the ``hard_negatives`` hardest images of other identities (by
 stage-1 cosine); ``v_ij = f_final(t_i, image_j)`` and the logits are ``cos(v_ij, t_i) / τ``. The same
@@ -111,6 +117,7 @@ class BDAMMethod(TrainingMethod):
         gradnorm_log_reg: float = 1e-3,
         gradnorm_clip: tuple[float, float] = (1e-4, 10.0),
         rerank_top_k: int = 32,
+        identity_positives: bool = True,
     ) -> None:
         super().__init__()
         del num_classes, num_captions  # BDAM has no ID classifier / noise store
@@ -155,6 +162,7 @@ class BDAMMethod(TrainingMethod):
         self.identity_text_alignment = identity_text_alignment and use_bdam
         self.missing_descriptions = missing_descriptions
         self.rerank_top_k = rerank_top_k
+        self.identity_positives = identity_positives
         self.gradnorm = (GradNorm(self.tasks, gradnorm_alpha, gradnorm_lr, gradnorm_log_reg, gradnorm_clip)
                          if gradnorm and self.tasks else None)
         self._run_dir: Path | None = None
@@ -267,11 +275,13 @@ class BDAMMethod(TrainingMethod):
         else:
             modality = None
         if "itc" in self.tasks:
-            itc = (info_nce(f_img, f_txt, self.temperature) + info_nce(f_txt, f_img, self.temperature)) / 2
+            lab = pids if self.identity_positives else None
+            itc = (info_nce(f_img, f_txt, self.temperature, lab) + info_nce(f_txt, f_img, self.temperature, lab)) / 2
             id_desc = self._descriptions(batch, "identity_caption") if self.identity_text_alignment else None
             if id_desc is not None:
                 f_idt = self.fusion.align_text(self.encode_text_states(id_desc).cls)
-                itc = itc + (info_nce(f_img, f_idt, self.temperature) + info_nce(f_idt, f_img, self.temperature)) / 2
+                itc = itc + (info_nce(f_img, f_idt, self.temperature, lab)
+                             + info_nce(f_idt, f_img, self.temperature, lab)) / 2
             losses["itc"] = itc
         if "triplet" in self.tasks:
             losses["triplet"] = triplet_loss(img.f_id, pids, self.triplet_margin)
@@ -279,7 +289,8 @@ class BDAMMethod(TrainingMethod):
             clo_desc = self._descriptions(batch, "clothing_caption")
             if clo_desc is not None:
                 f_clo_t = self.encode_text_states(clo_desc).cls
-                losses["aln"] = info_nce(self.clothing_proj(img.f_clo), f_clo_t, self.aln_temperature)
+                outfit = _string_labels(clo_desc).to(pids.device) if self.identity_positives else None
+                losses["aln"] = info_nce(self.clothing_proj(img.f_clo), f_clo_t, self.aln_temperature, outfit)
             else:
                 losses["aln"] = img.f_clo.sum() * 0.0
         if "decouple" in self.tasks:
@@ -340,6 +351,12 @@ class BDAMMethod(TrainingMethod):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if self.gradnorm is not None and "gradnorm" in state:
             self.gradnorm.load_state_dict(state["gradnorm"])
+
+
+def _string_labels(texts: list[str]) -> torch.Tensor:
+    """Equal strings → equal integer labels (the positives of ``L_aln``: images sharing one clothing description)."""
+    index: dict[str, int] = {}
+    return torch.tensor([index.setdefault(t, len(index)) for t in texts], dtype=torch.long)
 
 
 @torch.no_grad()

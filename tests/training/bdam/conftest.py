@@ -90,11 +90,16 @@ def tiny_model_config() -> ModelConfig:
 @pytest.fixture(scope="session")
 def clothes_change_data() -> dict[str, Pedestrians]:
     """Train: outfits 0 and 1 of every identity. Test queries: outfit-0 captions; gallery: outfit-2 images of
-    every identity (the targets) + for every identity another identity wearing its outfit 0 (distractors)."""
+    every identity (the targets) + for every identity another identity wearing its outfit 0 (distractors).
+    ``seen_query``/``seen_gallery``: fresh renders (new noise and offsets) for the image→image mechanism test —
+    queries in outfit 0, gallery = every identity in its other *trained* outfit 1 + the same distractors."""
     people, wardrobe = make_pedestrians()
     train = [(p, o, people[p], wardrobe[p][o]) for p in range(len(people)) for o in (0, 1)]
     queries = [(p, 0, people[p], wardrobe[p][0]) for p in range(len(people))]
     gallery = [(p, 2, people[p], wardrobe[p][2]) for p in range(len(people))]
     n = len(people)
     gallery += [((p + 1 + k) % n, -1, people[(p + 1 + k) % n], wardrobe[p][0]) for p in range(n) for k in range(2)]
-    return {"train": build_set(train, 4, 1), "query": build_set(queries, 1, 2), "gallery": build_set(gallery, 1, 3)}
+    seen_gallery = [(p, 1, people[p], wardrobe[p][1]) for p in range(n)]
+    seen_gallery += [((p + 1 + k) % n, -1, people[(p + 1 + k) % n], wardrobe[p][0]) for p in range(n) for k in range(2)]
+    return {"train": build_set(train, 4, 1), "query": build_set(queries, 1, 2), "gallery": build_set(gallery, 1, 3),
+            "seen_query": build_set(queries, 1, 4), "seen_gallery": build_set(seen_gallery, 1, 5)}

@@ -22,7 +22,7 @@ def test_gradnorm_moves_weight_to_slower_task() -> None:
                   "slow": nn.functional.mse_loss(heads[1](h), y_slow)}
         first = first or {k: v.item() for k, v in losses.items()}
         out = gn.step(losses, shared[0].weight)
-        total = sum(w * losses[t] for w, t in zip(out["weights"], gn.tasks))
+        total = sum(w * losses[t] for w, t in zip(out["weights"], gn.tasks, strict=True))
         opt.zero_grad()
         total.backward()
         opt.step()

@@ -3,6 +3,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 
 from training.losses import hsic
 from training.losses.bdam_losses import candidate_info_nce, gate_regularization, info_nce, triplet_loss
@@ -39,6 +40,21 @@ def test_info_nce_hand_computed() -> None:
     scores = torch.tensor([[0.5, 0.1, float("-inf")]])
     expected_c = -math.log(math.exp(5.0) / (math.exp(5.0) + math.exp(1.0)))
     assert math.isclose(candidate_info_nce(scores, 0.1).item(), expected_c, rel_tol=1e-5)
+
+
+def test_info_nce_label_positives_hand_computed() -> None:
+    """With labels every same-label column is a positive (uniform target); distinct labels = the diagonal."""
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    p = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    tau = 0.5
+    s = F.normalize(a, dim=-1) @ F.normalize(p, dim=-1).T / tau
+    ls = torch.log_softmax(s, dim=1)
+    # labels [0, 0, 1]: rows 0 and 1 have positives {0, 1} (weight ½ each), row 2 has {2}
+    expected = -(0.5 * (ls[0, 0] + ls[0, 1]) + 0.5 * (ls[1, 0] + ls[1, 1]) + ls[2, 2]) / 3
+    got = info_nce(a, p, tau, torch.tensor([0, 0, 1]))
+    assert math.isclose(got.item(), expected.item(), rel_tol=1e-6)
+    assert math.isclose(info_nce(a, p, tau, torch.tensor([0, 1, 2])).item(), info_nce(a, p, tau).item(), rel_tol=1e-6)
+    assert not math.isclose(got.item(), info_nce(a, p, tau).item(), rel_tol=1e-3)
 
 
 def test_triplet_batch_hard_hand_computed() -> None:
