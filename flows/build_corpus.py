@@ -5,7 +5,9 @@ mark done) → manifest + dataset card → run summary artifact.
 Wiring only — the work is :class:`caption_gen.captioning.engine.CaptionEngine`:
 
 * **plan** (:func:`plan_task`): ``engine.plan()`` (sorted discovery + content hashes, so shard ``i``
-  always holds the same images); each pending shard's image list is written to a small JSON file in the
+  always holds the same images), minus what the done shards already cover (:mod:`flows.shard_plan`: a
+  resumed run redoes exactly the missing shards; a folder that gained images gets shards of only the new
+  ones); each pending shard's image list is written to a small JSON file in the
   run's work folder (``<out>.flow/plans/``) and tasks receive that *path* — no image lists or rows travel
   through Prefect, and every task returns only a small stats dict.
 * **shard** (:func:`caption_shard_task`): idempotent — a done shard returns its marker's stats and
@@ -20,7 +22,9 @@ Wiring only — the work is :class:`caption_gen.captioning.engine.CaptionEngine`
   hangs past the deadline or returns the wrong number of results is re-submitted by the engine
   (``retry.batch_retries``), then its captions become rejects (``generation:error`` with the cause);
   empty or invalid texts are regenerated, then rejected with their validation reasons. Counts of failed
-  backend calls, timeouts, regenerations and shard-task retries go into the run summary. A shard task that
+  backend calls, timeouts, empty outputs, regenerations and shard-task retries (those of shards that still
+  failed included) go into the run summary, with the worker processes that ran shards and how many
+  times an engine was loaded (once per worker process and config). A shard task that
   still fails after its retries is listed in the summary (``failed_shards``) and left not done, so the next
   run redoes it (``task.on_shard_failure: reject`` writes its images as ``flow:shard_failed`` rejects).
 * **one writer per corpus**: the flow process holds the corpus lock (``caption_gen.corpus.lock``) for
@@ -39,8 +43,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,7 +51,7 @@ from pydantic import Field
 
 from caption_gen.captioning.config import CaptionRunConfig
 from caption_gen.configuration import ConfigModel, ConfigPath, load_config, save_resolved
-from flows.runners import RunnerConfig, gpu_slot, remote_options
+from flows.runners import RunnerConfig, gpu_slot, remote_options, task_runner_for
 
 FLOW_NAME = "build-corpus"
 
@@ -177,6 +179,7 @@ def _engine_for(cap: CaptionRunConfig, batch_timeout_s: float | None, counters: 
     key = _config_key(cap)
     with _INSTRUCTIONS_LOCK:
         if key not in _INSTRUCTIONS:
+            counters["engine_loads"] += 1  # first shard of this config in this worker process
             probe = CaptionEngine(cap)
             probe.prepare()  # loads instructions, checks kinds, builds (and caches) every backend
             _INSTRUCTIONS[key] = probe.instructions
@@ -222,27 +225,37 @@ def read_shard_plan(path: str | Path) -> Any:
 def plan_task(config: str, overrides: list[str]) -> dict[str, Any]:
     """Discover and shard the images; write one plan file per shard that is not done yet."""
     from caption_gen.captioning.engine import CaptionEngine
+    from caption_gen.corpus.manifest import read_markers
     from caption_gen.corpus.writer import CorpusWriter
     from caption_gen.errors import ConfigError
+    from flows.shard_plan import pending_shards
 
     cfg = load_build_corpus_config(config, overrides)
     plan = CaptionEngine(cfg.caption).plan()
     if plan.total_images == 0:
         raise ConfigError(f"caption.images: no images found in {cfg.caption.images}")
-    done = CorpusWriter(cfg.caption.out, lock=False).done_shards()
+    out = CorpusWriter(cfg.caption.out, lock=False).root
+    markers = read_markers(out)
+    todo = pending_shards(plan, out, markers, cfg.caption.shard_size)
     plans = cfg.work / "plans"
     plans.mkdir(parents=True, exist_ok=True)
     for old in plans.glob("shard-*.json"):
         old.unlink()
     pending: dict[int, str] = {}
-    for shard in plan.shards:
-        if shard.index in done:
-            continue
+    for shard in todo:
         path = plans / f"shard-{shard.index:05d}.json"
         _write_shard_plan(path, shard)
         pending[shard.index] = str(path)
-    return {"images": plan.total_images, "shards": len(plan.shards), "image_root": plan.image_root,
-            "done": sorted(done), "pending": pending}
+    return {"images": plan.total_images, "shards": len(set(markers) | set(pending)), "image_root": plan.image_root,
+            "done": sorted(markers), "pending": pending}
+
+
+def worker_id() -> str:
+    """``host:pid`` of the process running a task (the flow process, or a Ray worker)."""
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _run_count() -> int:
@@ -270,9 +283,10 @@ def caption_shard_task(config: str, overrides: list[str], plan_file: str, image_
     with gpu_slot(cfg.runner.gpu_slots):
         engine = _engine_for(cfg.caption, cfg.task.batch_timeout_s, counters)
         result = engine.caption_shard(shard)
-    extra = {**result.stats, **{k: int(v) for k, v in counters.items()}, "task_attempts": attempts}
+    extra = {**result.stats, **{k: int(v) for k, v in counters.items()}, "task_attempts": attempts,
+             "worker": worker_id()}
     stats = writer.write_shard(shard.index, result.rows, result.rejects, extra_stats=extra)
-    return {"shard": shard.index, "skipped": False, "task_attempts": attempts,
+    return {"shard": shard.index, "skipped": False, "task_attempts": attempts, "worker": extra["worker"],
             "seconds": round(time.perf_counter() - t0, 3), **_small(stats)}
 
 
@@ -303,20 +317,22 @@ def _small(stats: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ summary
 def summarize(out: str | Path, results: list[dict[str, Any]], failed: dict[int, str], plan: dict[str, Any],
-              wall_s: float, name: str) -> dict[str, Any]:
-    """Run summary from the corpus (acceptance by kind × model, rejects by reason) and the task results."""
+              wall_s: float, name: str, failed_retries: int = 0) -> dict[str, Any]:
+    """Run summary from the corpus (acceptance by kind × model, rejects by reason) and the task results;
+    ``failed_retries``: Prefect retries spent on shard tasks that still failed (not in ``results``)."""
     import pyarrow.compute as pc
 
     from caption_gen.corpus.reader import Corpus
 
     corpus = Corpus.open(out)
-    caps = corpus.captions(columns=["kind", "model"])
+    caps = corpus.captions(columns=["kind", "model", "validation"])
     rej = corpus.rejects()
     acceptance: dict[str, dict[str, int]] = {}
-    for kind, model in zip(caps.column("kind").to_pylist(), caps.column("model").to_pylist(), strict=True):
+    passed = pc.struct_field(caps.column("validation"), ["passed"]).to_pylist() if caps.num_rows else []
+    for kind, model, ok in zip(caps.column("kind").to_pylist(), caps.column("model").to_pylist(), passed, strict=True):
         e = acceptance.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0})
         e["rows"] += 1
-        e["accepted"] += 1
+        e["accepted"] += int(bool(ok))
     if rej.num_rows:
         for kind, model in zip(rej.column("kind").to_pylist(), rej.column("model").to_pylist(), strict=True):
             if kind is None or model is None:
@@ -324,37 +340,52 @@ def summarize(out: str | Path, results: list[dict[str, Any]], failed: dict[int, 
             acceptance.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0})["rows"] += 1
     by_reason = Counter(rej.column("reason").to_pylist()) if rej.num_rows else Counter()
     ran = [r for r in results if not r.get("skipped")]
-    images_run = sum(int(r.get("images", r.get("extra_stats", {}).get("images", 0)) or 0) for r in ran)
+    images_run = sum(int((r.get("extra") or {}).get("images", r.get("images", 0)) or 0) for r in ran)
     counters = Counter()
     for r in ran:
-        extra = r.get("extra_stats", {}) or {}
-        for k in ("backend_calls", "backend_errors", "backend_timeouts", "empty_outputs"):
+        extra = r.get("extra", {}) or {}  # the engine's and the deadline wrapper's counters (CorpusWriter marker)
+        for k in ("backend_calls", "backend_errors", "backend_timeouts", "empty_outputs", "engine_loads"):
             counters[k] += int(extra.get(k, 0))
         counters["regenerated"] += sum(int(v) for a, v in (extra.get("accepted_by_attempt") or {}).items() if a != "1")
     rows = caps.num_rows
-    total = rows + sum(e["rows"] - e["accepted"] for e in acceptance.values())
+    accepted = sum(1 for ok in passed if ok)
+    total = sum(e["rows"] for e in acceptance.values())
     return {
         "name": name, "out": str(Path(out).resolve()), "images": plan["images"], "shards_total": plan["shards"],
-        "shards_run": len(ran), "shards_skipped": plan["shards"] - len(plan["pending"]),
+        "shards_run": len(ran), "shards_skipped": len(plan["done"]),
         "shard_indices_run": sorted(r["shard"] for r in ran), "failed_shards": sorted(failed),
         "failures": {str(k): v[:300] for k, v in failed.items()},
-        "rows": rows, "accepted": int(pc.sum(pc.scalar(1) if False else pc.cast(pc.is_valid(caps.column("kind")), "int64")).as_py() or 0),
-        "rejects": rej.num_rows, "acceptance_rate": rows / total if total else 0.0, "acceptance": acceptance,
+        "rows": rows, "accepted": accepted,
+        "rejects": rej.num_rows, "acceptance_rate": accepted / total if total else 0.0, "acceptance": acceptance,
         "rejects_by_reason": dict(by_reason),
-        "task_retries": sum(max(0, int(r.get("task_attempts", 1)) - 1) for r in results),
+        "task_retries": sum(max(0, int(r.get("task_attempts", 1)) - 1) for r in results) + failed_retries,
         "backend_retries": counters["backend_errors"], **{k: counters[k] for k in
                                                           ("backend_calls", "backend_timeouts", "empty_outputs",
-                                                           "regenerated")},
+                                                           "regenerated", "engine_loads")},
+        "workers": sorted({str(r["worker"]) for r in ran if r.get("worker")}),
         "wall_s": round(wall_s, 3), "images_per_s": images_run / wall_s if wall_s > 0 else 0.0,
     }
 
 
 # --------------------------------------------------------------------------------------------- flow
+def check_not_locked(cfg: BuildCorpusConfig) -> None:
+    """Refuse early (before Prefect starts) when another writer holds the corpus lock
+    (:class:`~caption_gen.corpus.errors.CorpusLockedError` naming the holder's pid). The flow itself
+    takes the lock for the whole run, so this is only a friendlier first check."""
+    from caption_gen.corpus.lock import CorpusLock
+
+    out = Path(cfg.caption.out)
+    if out.is_dir():
+        with CorpusLock(out):
+            pass
+
+
 @flow(name=FLOW_NAME, log_prints=True, persist_result=False)
 def build_corpus_flow(config: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """Caption the configured images into a corpus (module docstring); returns the run summary."""
     from caption_gen.captioning.engine import redacted_config
     from caption_gen.corpus.lock import CorpusLock
+    from caption_gen.corpus.writer import CorpusWriter
     from flows.artifacts import corpus_summary_markdown, publish_markdown
 
     ov = list(overrides or [])
@@ -375,32 +406,35 @@ def build_corpus_flow(config: str, overrides: list[str] | None = None) -> dict[s
             retry_jitter_factor=cfg.task.retry_jitter_factor, timeout_seconds=cfg.task.timeout_s,
             tags=[cfg.task.tag])
         futures = {}
-        with remote_options(cfg.runner):
-            for index, plan_file in sorted(plan["pending"].items(), key=lambda kv: int(kv[0])):
-                futures[int(index)] = shard_task.submit(config, ov, plan_file, plan["image_root"])
         results: list[dict[str, Any]] = []
         failed: dict[int, str] = {}
-        for index, fut in futures.items():
-            state = fut.wait() or fut.state
-            state = fut.state
-            if state.is_completed():
-                results.append(fut.result())
-                continue
-            try:
-                fut.result(raise_on_failure=True)
-                error = f"shard task ended in state {state.type.value}"
-            except BaseException as exc:  # noqa: BLE001 - summarized, not raised
-                error = f"{type(exc).__name__}: {exc}"
-            failed[index] = error
-            if cfg.task.on_shard_failure == "reject":
+        with task_runner_for(cfg.runner) as runner:
+            with remote_options(cfg.runner):
+                for index, plan_file in sorted(plan["pending"].items(), key=lambda kv: int(kv[0])):
+                    futures[int(index)] = runner.submit(shard_task, parameters={
+                        "config": config, "overrides": ov, "plan_file": plan_file, "image_root": plan["image_root"]})
+            for index, fut in futures.items():
+                fut.wait()
+                state = fut.state
+                if state.is_completed():
+                    results.append(fut.result())
+                    continue
+                try:
+                    fut.result(raise_on_failure=True)
+                    error = f"shard task ended in state {state.type.value}"
+                except BaseException as exc:  # noqa: BLE001 - summarized, not raised
+                    error = f"{type(exc).__name__}: {exc}"
+                failed[index] = error
+        if cfg.task.on_shard_failure == "reject":
+            for index, error in failed.items():
                 results.append(reject_shard_task(config, ov, plan["pending"][index], plan["image_root"], error))
-        with __import__("caption_gen.corpus.writer", fromlist=["CorpusWriter"]).CorpusWriter(
-                out, image_root=plan["image_root"], lock=False) as writer:
+        with CorpusWriter(out, image_root=plan["image_root"], lock=False) as writer:
             manifest = writer.finalize(
                 name=cap.corpus_name, config=redacted_config(cap), models=[m.label for m in cap.models],
                 description=cap.description,
                 sources=[{"images": cap.images, "image_root": plan["image_root"], "images_found": plan["images"]}])
-        summary = summarize(out, results, failed, plan, time.perf_counter() - t0, cap.corpus_name)
+        summary = summarize(out, results, failed, plan, time.perf_counter() - t0, cap.corpus_name,
+                            failed_retries=len(failed) * cfg.task.retries)
         summary["manifest"] = str(out / "corpus.json")
         summary["card"] = str(out / "README.md")
         summary["totals"] = manifest.get("totals")

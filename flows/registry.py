@@ -24,6 +24,8 @@ class FlowEntry:
     flow_attr: str
     loader_attr: str
     summary: str
+    #: optional ``check(cfg)`` run by ``pedes flow run`` before Prefect starts (e.g. the corpus lock).
+    preflight_attr: str | None = None
 
     def flow(self) -> Any:
         return getattr(importlib.import_module(self.module), self.flow_attr)
@@ -31,12 +33,17 @@ class FlowEntry:
     def load_config(self, path: str | Path, overrides: list[str] | None = None) -> Any:
         return getattr(importlib.import_module(self.module), self.loader_attr)(path, overrides or [])
 
+    def preflight(self, cfg: Any) -> None:
+        if self.preflight_attr is not None:
+            getattr(importlib.import_module(self.module), self.preflight_attr)(cfg)
+
 
 FLOWS: dict[str, FlowEntry] = {
     e.name: e
     for e in (
         FlowEntry("build-corpus", "flows.build_corpus", "build_corpus_flow", "load_build_corpus_config",
-                  "images → planned shards → captions (kinds × models), validated → corpus + run summary"),
+                  "images → planned shards → captions (kinds × models), validated → corpus + run summary",
+                  preflight_attr="check_not_locked"),
         FlowEntry("style-clusters", "flows.style_clusters", "style_clusters_flow", "load_style_clusters_config",
                   "texts → neutralize → embed → cluster → style bank + inspector page"),
         FlowEntry("mine-templates", "flows.mine_templates", "mine_templates_flow", "load_mine_templates_config",

@@ -3,6 +3,10 @@ flow process; ``kind: ray`` runs them on a Ray cluster through ``prefect-ray``.
 
 GPU discipline:
 
+The caption tasks go to :func:`task_runner_for`: the flow run's own runner when it is of the configured
+kind, else one started for the flow body — so deployments (whose entrypoint carries Prefect's default
+runner) honour ``runner.kind: ray`` too.
+
 * ``ray``: every caption task asks Ray for ``num_gpus`` (1 per task on a GPU cluster, 0 on CPU-only test
   machines), so Ray places at most one caption task per GPU; the engine is cached per Ray worker process.
 * ``thread``: caption tasks share the flow process; :func:`gpu_slot` (a process-wide semaphore with
@@ -53,6 +57,26 @@ def make_task_runner(cfg: RunnerConfig) -> Any:
     except ImportError:  # pragma: no cover - depends on the install
         raise ConfigError("runner.kind: ray needs the 'ray' extra: pip install 'pedes-forge[ray]'") from None
     return RayTaskRunner(address=cfg.address, init_kwargs=dict(cfg.init_kwargs) or None)
+
+
+_RUNNER_CLASS = {"thread": "ThreadPoolTaskRunner", "ray": "RayTaskRunner"}
+
+
+@contextlib.contextmanager
+def task_runner_for(cfg: RunnerConfig) -> Iterator[Any]:
+    """The task runner to submit caption tasks to: the flow run's own runner when it is of the configured
+    kind (``pedes flow run`` attaches it), else a fresh one started here and stopped on exit — so a
+    flow started from a deployment (whose entrypoint carries the default thread runner) still honours
+    ``runner.kind: ray`` from its config."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    current = getattr(ctx, "task_runner", None) if ctx is not None else None
+    if current is not None and type(current).__name__ == _RUNNER_CLASS[cfg.kind]:
+        yield current
+        return
+    with make_task_runner(cfg) as runner:
+        yield runner
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ planned into shards deterministically and done shards are skipped (see ``flows.b
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,12 @@ def schedule_of(d: DeploymentSpec) -> Any:
 
 
 def build_deployments(path: str | Path) -> list[Any]:
-    """``RunnerDeployment`` objects (not yet registered) for every entry of the deployments file."""
+    """``RunnerDeployment`` objects (not yet registered) for every entry of the deployments file.
+
+    Entrypoints are module paths (``flows.build_corpus.build_corpus_flow``), so the served runs start
+    from any working directory where ``pedes-forge`` is installed."""
+    from prefect.deployments.runner import EntrypointType
+
     from flows.registry import configured_flow
 
     out = []
@@ -99,7 +105,7 @@ def build_deployments(path: str | Path) -> list[Any]:
         out.append(fl.to_deployment(
             name=d.name, parameters={"config": str(d.config), "overrides": list(d.overrides)},
             schedules=[sched] if sched is not None else None, paused=d.paused, tags=d.tags or None,
-            description=d.description))
+            description=d.description, entrypoint_type=EntrypointType.MODULE_PATH))
     return out
 
 
@@ -108,3 +114,51 @@ def serve_deployments(path: str | Path, *, limit: int | None = None) -> None:
     from prefect import serve
 
     serve(*build_deployments(path), limit=limit)
+
+
+async def _due_runs(deployment_ids: list[str]) -> int:
+    """How many flow runs of these deployments are scheduled to start by now."""
+    from datetime import datetime
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterNextScheduledStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=deployment_ids)),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                next_scheduled_start_time=FlowRunFilterNextScheduledStartTime(before_=datetime.now(UTC))),
+            sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=200)  # 3.8.8's server refuses null sort/limit
+    return len(runs)
+
+
+async def run_due_once(path: str | Path, *, limit: int | None = None, name: str = "pedes-serve") -> list[str]:
+    """Register the deployments, execute the flow runs that are due now (scheduled or created by hand,
+    e.g. ``prefect deployment run build-corpus/nightly-corpus-extension``) at most ``limit`` at a time,
+    and return when they have finished (``pedes serve --run-once``: for an outside cron or a test).
+    Returns the deployment ids."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    deployments = await asyncio.to_thread(build_deployments, path)  # Flow.to_deployment is sync off the loop
+    ids: list[str] = []
+    rounds = 0
+    while True:  # one runner poll takes at most `limit` runs: poll again while runs are still due
+        runner = Runner(name=name, limit=limit, pause_on_shutdown=False)
+        ids = [str(await runner.aadd_deployment(d)) for d in deployments]
+        due = await _due_runs(ids)
+        if due == 0 or rounds > due + 100:
+            return ids
+        await runner.start(run_once=True)
+        rounds += 1

@@ -26,10 +26,14 @@ def demo(
     console.print("\n[bold]PEDES Forge demo finished.[/] Outputs:", markup=True)
     for key, value in outputs.items():
         if isinstance(value, str):
-            console.print(f"  {key:<14} {value}")
+            console.print(f"  {key:<18} {value}")
     for name in ("tables",):
         for path in outputs.get(name, []):
-            console.print(f"  {'table':<14} {path}")
+            console.print(f"  {'table':<18} {path}")
+    vlm = outputs.get("vlm_captions")
+    if vlm is not None:
+        console.print(f"  VLM captions: {vlm['accepted']} accepted, {vlm['rejects']} rejected "
+                      f"{vlm['rejects_by_reason']} — the demo VLM has random weights unless caption.model is set")
     for label, t2i in outputs.get("finetune_test", {}).items():
         console.print(f"  fine-tuned on {label}: t2i R1 {t2i['R1']:.2f}  mAP {t2i['mAP']:.2f}")
-    console.print(f"  {'summary':<14} {Path(cfg.out_dir).resolve() / 'demo-summary.json'}")
+    console.print(f"  {'summary':<18} {Path(cfg.out_dir).resolve() / 'demo-summary.json'}")

@@ -32,8 +32,9 @@ def run(
     """Run one flow locally against Prefect's ephemeral API (or PREFECT_API_URL when set)."""
     from flows.registry import configured_flow, get_flow
 
-    get_flow(name)  # unknown name → ConfigError before Prefect starts
-    configured_flow(name, config, overrides or [])  # config errors exit 2 before Prefect starts
+    entry = get_flow(name)  # unknown name → ConfigError before Prefect starts
+    _, cfg = configured_flow(name, config, overrides or [])  # config errors exit 2 before Prefect starts
+    entry.preflight(cfg)  # e.g. build-corpus: another run holds the corpus lock → clear error, exit 1
     from flows.registry import run_flow
 
     summary = run_flow(name, config, overrides or [])
@@ -45,6 +46,7 @@ def serve(
     config: Annotated[Path, typer.Option("--config", "-c", help="Deployments YAML (configs/deployments.yaml).")],
     check: Annotated[bool, typer.Option("--check", help="Validate the file and print the deployments, then exit.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Most concurrent flow runs in this process.")] = None,
+    run_once: Annotated[bool, typer.Option("--run-once", help="Run the flow runs due now, then exit.")] = False,
 ) -> None:
     """Serve the flows as scheduled deployments (cron/interval + parameters from YAML) until interrupted."""
     from flows.serve import load_deployments, serve_deployments
@@ -54,6 +56,13 @@ def serve(
         when = f"cron {d.cron!r}" if d.cron else f"every {d.interval:g} s" if d.interval else "unscheduled"
         typer.echo(f"{d.flow}/{d.name}: {when}{' (paused)' if d.paused else ''} config={d.config}")
     if check:
+        return
+    if run_once:
+        import asyncio
+
+        from flows.serve import run_due_once
+
+        asyncio.run(run_due_once(config, limit=limit))
         return
     serve_deployments(config, limit=limit)
 
