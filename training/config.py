@@ -45,6 +45,8 @@ class CorpusSourceConfig(ConfigModel):
     models: list[str] | None = None  # None = every captioning model
     require_validation: bool = True  # keep only captions with validation.passed
     cache_dir: ConfigPath | None = None  # where the memory-mapped caption index goes (default: run dir)
+    # description kinds given per image as `<kind>_caption` strings (BDAM, seed 000 §3); not used as queries
+    descriptions: list[Literal["identity", "clothing"]] | None = None
 
 
 class BenchmarkSourceConfig(ConfigModel):

@@ -59,7 +59,7 @@ def test_shipped_recipes_validate():
 
 
 @pytest.mark.parametrize("recipe", ["pretrain_nam.yaml", "finetune_irra.yaml", "sew_mcm.yaml", "cfam.yaml",
-                                    "weak_dual_granularity.yaml"])
+                                    "weak_dual_granularity.yaml", "bdam.yaml"])
 def test_smoke_runs_each_recipe_and_writes_results(recipe, tmp_path, capsys):
     code = run_cli(["train", "--config", str(RECIPES / recipe), "--smoke", "--set", f"engine.output_dir={tmp_path}",
                     "--set", "engine.progress=false"])

@@ -12,7 +12,22 @@ corpus row key and written to two uncompressed Arrow IPC files in a cache direct
 Workers memory-map these files (``pyarrow.memory_map``), so a million-row corpus is not
 materialized per worker: pages are shared by the OS page cache and only the rows a worker touches are
 read. The only per-worker arrays are the split's image positions and ``first``/``count`` (16 bytes
-per image).
+per image, plus 16 per description kind).
+
+Descriptions (seed 000 §3: per image an identity-only and a clothing-only text supervise BDAM):
+``CorpusFilter.descriptions`` (e.g. ``("identity", "clothing")``) adds ``descriptions.arrow`` — the
+accepted rows of those kinds (``require_validation`` applies, ``models`` does not: descriptions may come
+from another captioner than the queries), grouped by kind and sorted by row key — and per kind the
+columns ``<kind>_first`` / ``<kind>_count`` in ``images.arrow``. Description rows are attached to the
+index images by ``pyarrow.compute.index_in`` on ``image_id`` (hash lookup; both sides sorted, so each
+image's rows are contiguous); descriptions of images that have no query caption are not indexed.
+Samples then carry ``<kind>_caption`` (``identity_caption``, ``clothing_caption``): description
+``(e + i) mod n_kind`` in epoch ``e``, rotated like the query caption. Query captions still come from
+``kinds`` only. Choice for an image without a description of a kind: it stays in training and its
+``<kind>_caption`` is the empty string ``""`` (never a silent drop); BDAM treats a batch holding an empty
+description as lacking descriptions (``missing_descriptions: error`` stops with a message naming the
+key, ``skip`` drops the terms needing it for that batch). ``index.json`` records how many images lack
+each kind (``CorpusIndex.missing_descriptions``; the engine logs it).
 
 Sampling: the dataset yields *images*; each image is its own identity (seed 002 §3.3). In epoch
 ``e`` image ``i`` with ``n`` captions uses caption ``(e + i) mod n``: deterministic, and over ``n``
@@ -41,10 +56,11 @@ from caption_gen.corpus.schema import ROW_KEY
 from caption_gen.errors import InputError
 from training.data.transforms import seeded_apply
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 CAPTIONS_FILE = "captions.arrow"
 IMAGES_FILE = "images.arrow"
 META_FILE = "index.json"
+DESCRIPTIONS_FILE = "descriptions.arrow"
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,7 @@ class CorpusFilter:
     kinds: tuple[str, ...] | None = None
     models: tuple[str, ...] | None = None
     require_validation: bool = True
+    descriptions: tuple[str, ...] | None = None  # description kinds attached per image (module docstring)
 
     def expression(self) -> pc.Expression | None:
         parts: list[pc.Expression] = []
@@ -61,6 +78,15 @@ class CorpusFilter:
             parts.append(pc.field("kind").isin(list(self.kinds)))
         if self.models is not None:
             parts.append(pc.field("model").isin(list(self.models)))
+        return self._combine(parts)
+
+    def description_expression(self) -> pc.Expression:
+        """Rows of the description kinds (validation applies, the model filter does not)."""
+        expr = self._combine([pc.field("kind").isin(list(self.descriptions or ()))])
+        assert expr is not None
+        return expr
+
+    def _combine(self, parts: list[pc.Expression]) -> pc.Expression | None:
         if self.require_validation:
             parts.append(pc.field("validation", "passed") == pa.scalar(True))
         if not parts:
@@ -118,11 +144,42 @@ def build_corpus_index(corpus: Corpus, flt: CorpusFilter, cache_dir: str | Path)
             "count": pa.array(counts.astype(np.int64)),
         }
     )
+    missing: dict[str, int] = {}
+    if flt.descriptions:
+        images, missing = _attach_descriptions(corpus, flt, images, out / DESCRIPTIONS_FILE)
     _write_ipc(table.select(["caption", "kind", "model"]), out / CAPTIONS_FILE)
     _write_ipc(images, out / IMAGES_FILE)
-    meta = {"version": INDEX_VERSION, "corpus": str(corpus.root), "captions": table.num_rows, "images": len(starts)}
+    meta = {"version": INDEX_VERSION, "corpus": str(corpus.root), "captions": table.num_rows, "images": len(starts),
+            "descriptions": list(flt.descriptions or ()), "missing_descriptions": missing}
     (out / META_FILE).write_text(json.dumps(meta))
     return out
+
+
+def _attach_descriptions(corpus: Corpus, flt: CorpusFilter, images: pa.Table,
+                         path: Path) -> tuple[pa.Table, dict[str, int]]:
+    """Write the description rows to ``path``; add ``<kind>_first``/``<kind>_count`` columns to ``images``.
+
+    Returns the extended images table and, per kind, how many images have no description of it."""
+    assert flt.descriptions
+    rows = corpus.captions(columns=[*ROW_KEY, "caption"], filter=flt.description_expression())
+    image_ids = images.column("image_id").combine_chunks()
+    pos = pc.index_in(rows.column("image_id"), value_set=image_ids)
+    rows = rows.append_column("_pos", pos).filter(pc.is_valid(pos))  # only images with a query caption
+    parts: list[pa.Table] = []
+    missing: dict[str, int] = {}
+    offset = 0
+    for kind in flt.descriptions:
+        part = rows.filter(pc.field("kind") == kind).sort_by([("_pos", "ascending")] +
+                                                             [(k, "ascending") for k in ROW_KEY[1:]])
+        pos_k = np.asarray(part.column("_pos").to_numpy(), dtype=np.int64)
+        counts = np.bincount(pos_k, minlength=images.num_rows).astype(np.int64)
+        first = offset + np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+        images = images.append_column(f"{kind}_first", pa.array(first)).append_column(f"{kind}_count", pa.array(counts))
+        missing[kind] = int((counts == 0).sum())
+        parts.append(part.select(["caption", "kind", "model"]))
+        offset += part.num_rows
+    _write_ipc(pa.concat_tables(parts), path)
+    return images, missing
 
 
 def _map_table(path: Path) -> pa.Table:
@@ -161,6 +218,14 @@ class CorpusIndex:
         self.train_images = np.flatnonzero(~val)
         self.first = images.column("first").to_numpy()
         self.count = images.column("count").to_numpy()
+        meta = json.loads((self.index_dir / META_FILE).read_text())
+        self.descriptions: tuple[str, ...] = tuple(meta.get("descriptions", ()))
+        self.missing_descriptions: dict[str, int] = dict(meta.get("missing_descriptions", {}))
+        #: kind → (first, count) per image into descriptions.arrow
+        self.description_rows: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            kind: (images.column(f"{kind}_first").to_numpy(), images.column(f"{kind}_count").to_numpy())
+            for kind in self.descriptions
+        }
 
     def kinds(self) -> dict[str, int]:
         """Caption counts per kind (for the log)."""
@@ -206,9 +271,11 @@ class CorpusDataset(Dataset):
         self.positions = index.train_images if split == "train" else index.val_images
         self.first = index.first
         self.count = index.count
+        self.description_rows = index.description_rows
         self.epoch = 0
         self._captions: pa.ChunkedArray | None = None
         self._paths: pa.ChunkedArray | None = None
+        self._descriptions: pa.ChunkedArray | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -218,12 +285,27 @@ class CorpusDataset(Dataset):
 
     def __getstate__(self) -> dict[str, Any]:  # memory maps are reopened in each worker
         state = self.__dict__.copy()
-        state["_captions"] = state["_paths"] = None
+        state["_captions"] = state["_paths"] = state["_descriptions"] = None
         return state
 
     def _open(self) -> None:
         self._captions = _map_table(self.index_dir / CAPTIONS_FILE).column("caption")
         self._paths = _map_table(self.index_dir / IMAGES_FILE).column("image_path")
+        if self.description_rows:
+            self._descriptions = _map_table(self.index_dir / DESCRIPTIONS_FILE).column("caption")
+
+    def description(self, i: int, kind: str, epoch: int | None = None) -> str:
+        """The ``kind`` description of split item ``i`` in ``epoch`` (``""`` when the image has none)."""
+        if self._captions is None:
+            self._open()
+        assert self._descriptions is not None
+        img = int(self.positions[i])
+        first, count = self.description_rows[kind]
+        n = int(count[img])
+        if n == 0:
+            return ""
+        e = self.epoch if epoch is None else epoch
+        return self._descriptions[int(first[img]) + (e + img) % n].as_py()
 
     def caption_row(self, i: int, epoch: int | None = None) -> int:
         """Global caption row used for split item ``i`` in ``epoch``."""
@@ -244,10 +326,13 @@ class CorpusDataset(Dataset):
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot read corpus image ({exc})") from None
         seed = hash((self.seed, self.epoch, img)) & 0x7FFFFFFF
-        return {
+        sample = {
             "image": seeded_apply(self.transform, image, seed),
             "caption": self._captions[row].as_py(),
             "person_id": i,
             "caption_id": row,
             "image_index": img,
         }
+        for kind in self.description_rows:
+            sample[f"{kind}_caption"] = self.description(i, kind)
+        return sample

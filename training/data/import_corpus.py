@@ -22,6 +22,15 @@ shard whose done marker exists is skipped (its rows are read back only to contin
 numbering), and every marker records a fingerprint of the import (format, annotation sha256, shard
 size, splits); resuming into a corpus made from different input is refused. The run ends with
 ``CorpusWriter.finalize`` (name, config, sources with the dataset's license).
+
+Descriptions (``descriptions=``, seed 000 §3): a JSON-lines file with one object per image holding
+``file_path`` (relative to the image root, as in the annotations) and ``identity_text`` /
+``clothing_text`` — the ``attributes.jsonl`` that ``pedes synth`` writes. Each image then also gets one
+row of kind ``identity`` and one of kind ``clothing`` (``model="attributes"``: ground truth, validation
+passed), written with the image's first entry only (the row key stays unique); the human captions are
+unchanged. Images without a line get no description rows; lines naming images that are not imported
+(other splits) are ignored; a malformed line is an :class:`~caption_gen.errors.InputError` naming the
+file and line, raised before anything is written. The file's sha256 joins the resume fingerprint.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from typing import Any
 
 from caption_gen.corpus.errors import CorpusError
 from caption_gen.corpus.rows import caption_row, reject_row
+from caption_gen.errors import InputError
 from caption_gen.images.decode import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, hash_file
 from caption_gen.images.discovery import ImageRef
 from training.data.benchmarks import SPLITS, Benchmark, ImageRecord, load_benchmark
@@ -42,6 +52,9 @@ HUMAN_KIND = "human"
 IMPORT_STAGE = "import"
 CONFLICT_REASON = "import:conflicting_duplicate"
 DEFAULT_SHARD_SIZE = 1000
+DESCRIPTION_MODEL = "attributes"
+#: corpus kind → field of a descriptions line (``pedes synth``'s attributes.jsonl)
+DESCRIPTION_FIELDS: dict[str, str] = {"identity": "identity_text", "clothing": "clothing_text"}
 
 
 def human_model(k: int) -> str:
@@ -78,6 +91,53 @@ class ImportResult:
     rejects: int
 
 
+def load_descriptions(path: str | Path) -> dict[str, dict[str, str]]:
+    """``file_path`` → {kind: text} from a descriptions JSON-lines file (module docstring)."""
+    import json
+
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read descriptions ({exc})") from None
+    out: dict[str, dict[str, str]] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: not JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("file_path"), str) or not obj["file_path"]:
+            raise InputError(f"{path}:{n}: expected an object with a non-empty string 'file_path'")
+        texts = {}
+        for kind, key in DESCRIPTION_FIELDS.items():
+            value = obj.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"{path}:{n}: '{key}' must be a non-empty string")
+            texts[kind] = value
+        out[obj["file_path"]] = texts
+    return out
+
+
+def _description_rows(record: ImageRecord, result: _Decoded, texts: dict[str, str]) -> list[dict]:
+    return [
+        caption_row(
+            image_id=result.image_id,
+            image_path=record.rel_path,
+            image_sha256=result.sha256,
+            width=result.width,
+            height=result.height,
+            person_id=record.person_id,
+            split=record.split,
+            kind=kind,
+            model=DESCRIPTION_MODEL,
+            caption=text,
+        )
+        for kind, text in texts.items()
+    ]
+
+
 def _decode(record: ImageRecord, max_pixels: int) -> _Decoded | ImageRejected:
     ref = ImageRef(path=record.rel_path, uri=str(record.image_path))
     try:
@@ -107,7 +167,8 @@ def _reject_rows(record: ImageRecord, reason: str, detail: str, *, image_id: str
 
 
 def _shard_rows(records: Sequence[ImageRecord], decoded: Sequence[_Decoded | ImageRejected],
-                seen: dict[str, _Seen]) -> tuple[list[dict], list[dict]]:
+                seen: dict[str, _Seen],
+                descriptions: dict[str, dict[str, str]] | None = None) -> tuple[list[dict], list[dict]]:
     rows: list[dict] = []
     rejects: list[dict] = []
     for record, result in zip(records, decoded, strict=True):
@@ -145,6 +206,8 @@ def _shard_rows(records: Sequence[ImageRecord], decoded: Sequence[_Decoded | Ima
             )
         if prior is None:
             seen[result.image_id] = _Seen(len(record.captions), record.person_id, record.rel_path)
+            if descriptions and record.rel_path in descriptions:
+                rows += _description_rows(record, result, descriptions[record.rel_path])
         else:
             prior.captions += len(record.captions)
     return rows, rejects
@@ -156,7 +219,8 @@ def _read_back(root: Path, stats: dict[str, Any], seen: dict[str, _Seen]) -> Non
 
     if not stats.get("captions_file"):
         return
-    table = pq.read_table(root / stats["captions_file"], columns=["image_id", "image_path", "person_id", "model"])
+    table = pq.read_table(root / stats["captions_file"], columns=["image_id", "image_path", "person_id", "model"],
+                          filters=[("kind", "==", HUMAN_KIND)])
     for image_id, rel, pid, model in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
         k = int(model.split(":", 1)[1])
         prior = seen.get(image_id)
@@ -181,10 +245,12 @@ def import_benchmark(
     workers: int = 1,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_shard: Callable[[int, dict[str, Any], bool], None] | None = None,
+    descriptions: str | Path | None = None,
 ) -> ImportResult:
     """Write ``benchmark`` (all splits, or ``splits``) as a corpus at ``out``; resumable; finalized.
 
-    ``workers`` threads decode images; ``on_shard(shard, stats, skipped)`` is called after each shard.
+    ``workers`` threads decode images; ``on_shard(shard, stats, skipped)`` is called after each shard;
+    ``descriptions``: a JSON-lines file adding ``identity``/``clothing`` rows (module docstring).
     """
     from caption_gen.corpus.writer import CorpusWriter
 
@@ -208,6 +274,9 @@ def import_benchmark(
         "splits": sorted(chosen),
         "entries": len(records),
     }
+    texts = load_descriptions(descriptions) if descriptions is not None else None
+    if descriptions is not None:
+        fingerprint["descriptions_sha256"] = hash_file(str(descriptions))
     root = Path(str(out)).expanduser().absolute()
     seen: dict[str, _Seen] = {}
     written = skipped = 0
@@ -233,7 +302,7 @@ def import_benchmark(
                         on_shard(shard, stats, True)
                     continue
                 decoded = list(pool.map(lambda r: _decode(r, max_pixels), chunk))
-                rows, rejects = _shard_rows(chunk, decoded, seen)
+                rows, rejects = _shard_rows(chunk, decoded, seen, texts)
                 extra = {"import": fingerprint, "entries": [chunk[0].index, chunk[-1].index]}
                 stats = writer.write_shard(shard, rows, rejects, extra_stats=extra)
                 written += 1
@@ -249,6 +318,7 @@ def import_benchmark(
                     "images": str(benchmark.images),
                     "shard_size": shard_size,
                     "splits": list(chosen),
+                    **({"descriptions": str(descriptions)} if descriptions is not None else {}),
                 }
             },
             description=(

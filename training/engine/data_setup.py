@@ -54,6 +54,7 @@ def build_training_data(recipe: RecipeConfig, run_dir: Path, ctx: DistContext) -
             kinds=tuple(src.kinds) if src.kinds else None,
             models=tuple(src.models) if src.models else None,
             require_validation=src.require_validation,
+            descriptions=tuple(dict.fromkeys(src.descriptions)) if src.descriptions else None,
         )
         cache = src.cache_dir or (run_dir / "cache")
         index_dir = build_corpus_index(corpus, flt, cache) if ctx.is_main else None
@@ -71,6 +72,8 @@ def build_training_data(recipe: RecipeConfig, run_dir: Path, ctx: DistContext) -
             raise ConfigError("data.sampler: 'pk' needs identities; a corpus has one image per identity (use 'random')")
         order = partial(_random_order_fn, len(dataset), seed)
         info = {"source": "corpus", "images": index.num_images, "captions": index.num_captions, "kinds": index.kinds()}
+        if index.descriptions:
+            info["images_without_description"] = index.missing_descriptions
         return TrainingData(dataset, order, len(dataset), index.num_captions, val, info)
 
     assert data.benchmark is not None

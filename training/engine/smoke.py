@@ -5,8 +5,13 @@ What is kept from the recipe: the method (name and params), the optimizer choice
 replaced: the model becomes ``arch: tiny`` at a small resolution (:func:`smoke_model_config`), the data
 becomes synthetic pedestrians rendered on the fly by ``caption_gen.synth`` (a CUHK-PEDES-format
 benchmark; for a corpus recipe its training split is imported as a corpus of ``human`` captions, as
-``pedes corpus import`` does), training stops after a few steps, a ``method.pretrained`` checkpoint is
-not loaded (smoke checks the recipe, not the weights), and the synthetic test split is evaluated.
+``pedes corpus import`` does, and used as the query kind; when the recipe asks for ``descriptions``
+(BDAM), the renderer's per-image identity/clothing texts (``attributes.jsonl``) are imported as rows of
+kind ``identity``/``clothing`` and supplied the same way), training stops after a few steps, a ``method.pretrained`` checkpoint and
+local encoder weights named in the method params (:data:`WEIGHT_PARAMS`, e.g. BDAM's ViT/BERT directories)
+are not loaded, size knobs that a method keeps in its params instead of ``model:``
+(:data:`SMOKE_METHOD_PARAMS`, applied only to methods whose constructor names them — BDAM's branch depth,
+fusion width, hard negatives, re-ranking depth) are shrunk like the model, ``eval.rerank_top_k`` is capped, (smoke checks the recipe, not the weights), and the synthetic test split is evaluated.
 The run directory (with ``results.json``) goes to ``<engine.output_dir>/smoke/``.
 """
 
@@ -20,10 +25,19 @@ from training.config import BenchmarkSourceConfig, CorpusSourceConfig, RecipeCon
 from training.models.config import ModelConfig
 
 SMOKE_IMAGE_SIZE = (96, 32)
+SMOKE_SQUARE_SIZE = (64, 64)  # for recipes with square images (BDAM's ViT-B/16 at 224×224)
 SMOKE_IDENTITIES = 40
 SMOKE_IMAGES_PER_IDENTITY = 4
 SMOKE_STEPS = 6
 SMOKE_BATCH = 16
+SMOKE_CORPUS_SPLIT = "train"
+#: method params naming local pretrained weights; dropped so the method builds its tiny random encoders
+WEIGHT_PARAMS = ("image_encoder", "text_encoder")
+#: tiny values of architecture/cost params kept in ``method.params`` (the smoke checks wiring, not scale)
+SMOKE_METHOD_PARAMS: dict[str, Any] = {"depth": 1, "heads": 2, "fusion_dim": 32, "hard_negatives": 1,
+                                       "rerank_top_k": 4}
+SMOKE_RERANK_TOP_K = 4
+SMOKE_QUERY_KINDS = ["human"]  # import_corpus.HUMAN_KIND: the imported captions are the smoke queries
 
 
 def smoke_model_config(image_size: tuple[int, int] = SMOKE_IMAGE_SIZE) -> ModelConfig:
@@ -49,13 +63,14 @@ def render_synthetic_benchmark(out: Path, identities: int, images_per_identity: 
     return out
 
 
-def import_as_corpus(annotations: Path, images: Path, out: Path) -> Path:
-    """The training split of a CUHK-PEDES-format benchmark as a corpus (``pedes corpus import``)."""
+def import_as_corpus(annotations: Path, images: Path, out: Path, descriptions: Path | None = None) -> Path:
+    """The training split of a CUHK-PEDES-format benchmark as a corpus (``pedes corpus import``), with
+    identity/clothing description rows from ``descriptions`` (a synth ``attributes.jsonl``) when given."""
     from training.data.benchmarks import load_benchmark
     from training.data.import_corpus import import_benchmark
 
     benchmark = load_benchmark("cuhk-pedes", annotations, images)
-    import_benchmark(benchmark, out, name="smoke-synthetic", splits=["train"])
+    import_benchmark(benchmark, out, name="smoke-synthetic", splits=[SMOKE_CORPUS_SPLIT], descriptions=descriptions)
     return out
 
 
@@ -69,16 +84,19 @@ def smoke_recipe(recipe: RecipeConfig, work: Path) -> RecipeConfig:
     pk = recipe.data.pk_instances
     data["batch_size"] = max(SMOKE_BATCH // pk, 1) * pk if recipe.data.sampler == "pk" else SMOKE_BATCH
     if recipe.data.corpus is not None:
-        corpus_root = import_as_corpus(annotations, images, work / "corpus")
-        data["corpus"] = CorpusSourceConfig(root=corpus_root, image_root=images, cache_dir=work / "cache").model_dump()
+        wanted = recipe.data.corpus.descriptions
+        corpus_root = import_as_corpus(annotations, images, work / "corpus",
+                                       synth / "attributes.jsonl" if wanted else None)
+        data["corpus"] = CorpusSourceConfig(root=corpus_root, image_root=images, cache_dir=work / "cache",
+                                            kinds=SMOKE_QUERY_KINDS, descriptions=wanted).model_dump()
         data["benchmark"] = None
     else:
         data["benchmark"] = bench.model_dump()
     eng = recipe.engine
     cfg = recipe.model_dump()
     cfg.update(
-        model=smoke_model_config().model_dump(),
-        method={**recipe.method.model_dump(), "pretrained": None},
+        model=smoke_model_config(SMOKE_SQUARE_SIZE if _square(recipe) else SMOKE_IMAGE_SIZE).model_dump(),
+        method={**recipe.method.model_dump(), "pretrained": None, "params": smoke_method_params(recipe)},
         data=data,
         schedule={**recipe.schedule.model_dump(), "epochs": 2, "max_steps": SMOKE_STEPS, "warmup_epochs": 0.5},
         engine={
@@ -88,9 +106,30 @@ def smoke_recipe(recipe: RecipeConfig, work: Path) -> RecipeConfig:
             "checkpoint_every_steps": 3,
             "log_every_steps": 1,
         },
-        eval={**recipe.eval.model_dump(), "benchmarks": [bench.model_dump()], "batch_size": 64},
+        eval={**recipe.eval.model_dump(), "benchmarks": [bench.model_dump()], "batch_size": 64,
+              "rerank_top_k": min(recipe.eval.rerank_top_k, SMOKE_RERANK_TOP_K)},
     )
     return RecipeConfig.model_validate(cfg)
+
+
+def smoke_method_params(recipe: RecipeConfig) -> dict[str, Any]:
+    """The recipe's method params without local weight paths and with :data:`SMOKE_METHOD_PARAMS` for the
+    names the method's constructor accepts."""
+    import inspect
+
+    import training.methods  # noqa: F401  (registers the built-in methods)
+    from training.registry import METHODS
+
+    accepted = inspect.signature(METHODS.get(recipe.method.name)).parameters
+    named = {k for k, v in accepted.items() if v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)}
+    params = {k: v for k, v in recipe.method.params.items() if k not in WEIGHT_PARAMS}
+    params.update({k: v for k, v in SMOKE_METHOD_PARAMS.items() if k in named})
+    return params
+
+
+def _square(recipe: RecipeConfig) -> bool:
+    h, w = recipe.model.image_size
+    return h == w
 
 
 def run_smoke(recipe: RecipeConfig) -> Any:
