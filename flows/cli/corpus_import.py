@@ -24,6 +24,11 @@ def import_(
         list[str] | None, typer.Option("--split", help="Import only this split (repeatable; default: all).")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Threads decoding images.")] = 1,
+    descriptions: Annotated[
+        Path | None,
+        typer.Option("--descriptions", help="JSON lines with identity_text/clothing_text per image "
+                     "(`pedes synth`'s attributes.jsonl): adds rows of kind identity and clothing."),
+    ] = None,
 ) -> None:
     """Turn an annotated benchmark into a corpus.
 
@@ -46,7 +51,8 @@ def import_(
         typer.echo(f"shard {shard:05d}: {stats.get('rows', 0)} rows, {stats.get('rejects', 0)} rejects ({state})")
 
     result = import_benchmark(
-        benchmark, out, shard_size=shard_size, name=name, splits=split or None, workers=workers, on_shard=report
+        benchmark, out, shard_size=shard_size, name=name, splits=split or None, workers=workers, on_shard=report,
+        descriptions=descriptions,
     )
     typer.echo(
         f"imported {benchmark.spec.title} into {result.out}: {result.rows} caption rows, {result.rejects} rejects, "

@@ -119,3 +119,28 @@ def test_ufine_alias_imports_ufine3c(tmp_path, capsys):
     assert len(df) == 12 and set(df["split"]) == {"test"}
     assert set(df["model"]) == {f"human:{k}" for k in range(4)}
     assert corpus.manifest["sources"][0]["name"] == "UFine3C"
+
+
+def test_synth_import_with_descriptions_adds_identity_and_clothing_rows(tmp_path):
+    synth = tmp_path / "synth"
+    made = pedes("synth", "--out", str(synth), "--identities", "3", "--images-per-identity", "2", "--seed", "4",
+                 cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    out = tmp_path / "corpus"
+    run = pedes("corpus", "import", "--format", "cuhk-pedes", "--annotations", str(synth / "reid_raw.json"),
+                "--images", str(synth / "imgs"), "--out", str(out),
+                "--descriptions", str(synth / "attributes.jsonl"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    df = Corpus.open(out).to_pandas()
+    per_kind = df.groupby("kind")["image_id"].nunique().to_dict()
+    assert per_kind == {"human": 6, "identity": 6, "clothing": 6}, per_kind
+    attrs = [json.loads(line) for line in (synth / "attributes.jsonl").read_text().splitlines()]
+    assert set(df[df["kind"] == "identity"]["caption"]) == {a["identity_text"] for a in attrs}
+    assert pedes("corpus", "validate", str(out), cwd=tmp_path).returncode == 0
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    res = pedes("corpus", "import", "--format", "cuhk-pedes", "--annotations", str(synth / "reid_raw.json"),
+                "--images", str(synth / "imgs"), "--out", str(tmp_path / "c2"), "--descriptions", str(bad),
+                cwd=tmp_path)
+    assert res.returncode == 2 and "bad.jsonl" in res.stdout + res.stderr and "Traceback" not in res.stderr
