@@ -84,8 +84,10 @@ def evaluate_checkpoint(path: str | Path, targets: list[Any], *, device: str = "
     from training.data.transforms import build_test_transform
     from training.engine.data_setup import benchmark_test_set
     from training.engine.distributed import pick_device
+    from training.engine.cpu_threads import limit_openmp_nesting
     from training.engine.trainer import amp_dtype_for
 
+    limit_openmp_nesting()
     dev = pick_device(device)
     method, recipe = load_trained_method(path, dev)
     evaluator = Evaluator(

@@ -17,6 +17,8 @@ planned into shards deterministically and done shards are skipped (see ``flows.b
 
 from __future__ import annotations
 
+import signal
+import threading
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -160,5 +162,13 @@ async def run_due_once(path: str | Path, *, limit: int | None = None, name: str 
         due = await _due_runs(ids)
         if due == 0 or rounds > due + 100:
             return ids
-        await runner.start(run_once=True)
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            await runner.start(run_once=True)
+        finally:
+            # Runner.start installs its SIGTERM handler process-wide and leaves it; a library caller (a flow,
+            # a test) would then have its forked children (DataLoader workers) run the runner's shutdown
+            # on SIGTERM and exit 1. Put the caller's handler back.
+            if threading.current_thread() is threading.main_thread() and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         rounds += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,11 @@ def test_served_deployments_execute_their_runs(tmp_path, synth_small, stub_confi
             assert await run_due_once(deployments, limit=1) == ids  # the same deployments, now executed
             return [(await client.read_flow_run(r.id)).model_dump(mode="json") for r in runs]
 
+    sigterm_before = signal.getsignal(signal.SIGTERM)
     finished = asyncio.run(scenario())
     assert [r["state"]["type"] for r in finished] == ["COMPLETED"] * 4, finished
+    # the runner's process-wide SIGTERM handler is not left behind (forked DataLoader workers inherited it)
+    assert signal.getsignal(signal.SIGTERM) == sigterm_before
     report = validate_corpus(tmp_path / "corpus")
     assert report.ok and report.checked["rows"] == len(list((synth_small / "imgs").rglob("*.jpg")))
     summary = json.loads((tmp_path / "corpus.flow" / "summary.json").read_text())

@@ -38,6 +38,7 @@ from training.data.collate import TokenizingCollate
 from training.data.samplers import GlobalBatchSampler
 from training.data.transforms import build_test_transform
 from training.engine import checkpoint as ck
+from training.engine.cpu_threads import limit_openmp_nesting
 from training.engine.data_setup import TrainingData, benchmark_test_set, build_training_data
 from training.engine.distributed import (
     DistContext,
@@ -105,6 +106,7 @@ class Trainer:
     def __init__(self, recipe: RecipeConfig, *, resume: str | None = None) -> None:
         self.recipe = recipe
         eng = recipe.engine
+        limit_openmp_nesting()  # in this thread: Prefect runs tasks in worker threads
         self.ctx: DistContext = init_distributed(eng.device, eng.ddp_backend)
         seed_everything(eng.seed, eng.deterministic)
         self.device = self.ctx.device

@@ -1,5 +1,5 @@
 """Session fixtures for the backend tests: a tiny random LLaVA (own tokenizer, trained here),
-synthetic pedestrian images, and ONE real vLLM CPU engine shared by every ``vllm`` test."""
+synthetic pedestrian images, and one real vLLM CPU engine per test module (shut down after it)."""
 
 from __future__ import annotations
 
@@ -40,9 +40,10 @@ def vllm_spec(tiny_llava):
                      gpu_memory_utilization=0.1, enforce_eager=True, max_model_len=1024, max_pixels=128 * 64)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_backend(vllm_spec):
-    """The one engine of the session (start-up ~20-80 s on a shared 2-core machine)."""
+    """One engine for the module's tests (start-up ~20-80 s on a shared 2-core machine), shut down after
+    them: an idle vLLM CPU worker process still takes CPU time that the rest of the suite needs."""
     pytest.importorskip("vllm")
     from caption_gen.backends.factory import build_backend
 

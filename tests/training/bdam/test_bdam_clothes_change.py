@@ -29,17 +29,8 @@ STEPS = 240
 
 
 def _train(data, tokenizer, model_cfg, seed: int = 0, **params):
-    """Train with one intra-op thread (restored after): results then do not depend on the core count (float
-    reduction order) and the run is not slowed by thread contention on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_single_thread(data, tokenizer, model_cfg, seed, **params)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_single_thread(data, tokenizer, model_cfg, seed: int, **params):
+    """Train with the process's thread settings (no ``torch.set_num_threads`` here: see
+    training/engine/cpu_threads.py for the nested-OpenMP slow-down such calls used to cause)."""
     torch.manual_seed(seed)
     method = METHODS.build("bdam", model=model_cfg, num_classes=12, num_captions=0, tokenizer=tokenizer, depth=1,
                            heads=2, fusion="mlp", fusion_dim=32, disabled_losses=["info"], **params)
