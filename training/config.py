@@ -85,6 +85,12 @@ class DataConfig(ConfigModel):
     benchmark: BenchmarkSourceConfig | None = None
     batch_size: int = Field(64, ge=1)
     num_workers: int = Field(2, ge=0)
+    # How DataLoader workers start. ``forkserver`` (Python 3.14's Linux default): workers come from a clean
+    # server process and receive the pickled dataset (paths + offset arrays, see CorpusDataset), so they
+    # inherit nothing from a busy parent — a Prefect flow process with its service threads and at-fork
+    # hooks, where ``fork`` is unsafe (we saw forked workers exit 1 after the flow tests). ``fork`` starts
+    # faster (no re-import per epoch); ``spawn`` for macOS/Windows.
+    worker_start_method: Literal["forkserver", "fork", "spawn"] = "forkserver"
     sampler: Literal["random", "pk"] = "random"
     pk_instances: int = Field(2, ge=1)
     val_fraction: float = Field(0.05, ge=0, lt=1)  # held-out share when the source has no val split

@@ -98,3 +98,20 @@ def benchmark_test_set(source: Any, split: str = "test") -> RetrievalSet:
     samples = list(benchmark.pairs(split))
     q, qi, g, gi = bd.retrieval_lists(samples)
     return RetrievalSet(source.display, q, qi, g, gi)
+
+
+def worker_context(method: str, *objects: object) -> Any:
+    """The multiprocessing context for DataLoader workers (``data.worker_start_method``).
+
+    For ``forkserver`` the server process preloads torch and the modules defining ``objects`` (dataset,
+    collate), so each worker is a cheap fork of a clean, already-initialised process instead of a fresh
+    interpreter importing torch (measured on 2 cores: ~12 s of worker start per epoch without preload).
+    The preload list only takes effect before this process's forkserver starts; later calls are no-ops.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        modules = ["torch", *sorted({type(o).__module__ for o in objects if type(o).__module__ != "builtins"})]
+        ctx.set_forkserver_preload(modules)
+    return ctx

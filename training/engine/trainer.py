@@ -39,7 +39,7 @@ from training.data.samplers import GlobalBatchSampler
 from training.data.transforms import build_test_transform
 from training.engine import checkpoint as ck
 from training.engine.cpu_threads import limit_openmp_nesting
-from training.engine.data_setup import TrainingData, benchmark_test_set, build_training_data
+from training.engine.data_setup import TrainingData, benchmark_test_set, build_training_data, worker_context
 from training.engine.distributed import (
     DistContext,
     barrier,
@@ -322,6 +322,8 @@ class Trainer:
                 self.data.dataset,
                 batch_sampler=self.sampler,
                 num_workers=self.recipe.data.num_workers,
+                multiprocessing_context=(worker_context(self.recipe.data.worker_start_method, self.data.dataset,
+                                                        self.collate) if self.recipe.data.num_workers else None),
                 collate_fn=self.collate,
                 pin_memory=self.device.type == "cuda",
                 generator=torch.Generator().manual_seed(eng.seed + epoch),

@@ -121,7 +121,9 @@ def test_workers_share_a_memory_mapped_index(kinds_corpus, tmp_path):
     collate = TokenizingCollate(ClipTokenizer())
     batches = [list(range(0, 8)), list(range(8, 16)), list(range(16, 24))]
     serial = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=0))
-    parallel = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2))
+    # forkserver, the trainer's default (data.worker_start_method): workers really receive the pickled state
+    parallel = list(DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=2,
+                               multiprocessing_context="forkserver"))
     for a, b in zip(serial, parallel, strict=True):
         assert a.keys() == {"images", "text_tokens", "person_ids", "caption_ids", "image_index"}
         assert a["images"].shape == (8, 3, 48, 16) and a["text_tokens"].shape == (8, 77)
