@@ -33,6 +33,7 @@ demo: $(STAMP)
 	$(VENV)/bin/pedes demo --config configs/demo.yaml
 
 test: $(STAMP) $(BROWSER_STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

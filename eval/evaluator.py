@@ -18,14 +18,14 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 
 
 @dataclass
@@ -93,10 +93,17 @@ class ImageListDataset(Dataset):
             raise InputError(f"{path}: cannot read gallery image ({exc})") from None
 
 
-def _overrides_rerank(method: Any) -> bool:
-    from training.methods.base import TrainingMethod
+class Encoder(Protocol):
+    """What the evaluator needs of a model: global embeddings of texts and images (any scale)."""
 
-    return type(method).rerank_scores is not TrainingMethod.rerank_scores
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor: ...
+
+
+def _overrides_rerank(method: Any) -> bool:
+    """A model declares a stage-2 scorer with ``supports_rerank = True`` and ``rerank_scores``."""
+    return bool(getattr(method, "supports_rerank", False)) and callable(getattr(method, "rerank_scores", None))
 
 
 class Evaluator:

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from eval.ranking import Backend, PositiveRanks, rank_positives, resolve_backend
 
 #: Slack on the cosine range for mSD (float16 cosines of normalized vectors can exceed 1 slightly).

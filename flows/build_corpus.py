@@ -50,7 +50,7 @@ from prefect import flow, task
 from pydantic import Field
 
 from caption_gen.captioning.config import CaptionRunConfig
-from caption_gen.configuration import ConfigModel, ConfigPath, load_config, save_resolved
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config, save_resolved
 from flows.runners import RunnerConfig, gpu_slot, remote_options, task_runner_for
 
 FLOW_NAME = "build-corpus"
@@ -100,7 +100,7 @@ def _resolve_source(value: str | None, base: Path) -> str | None:
 def load_build_corpus_config(path: str | Path, overrides: list[str] | None = None) -> BuildCorpusConfig:
     """Load the flow config; ``caption.images`` / ``caption.image_root`` given as relative paths in the
     file resolve against the file's directory (like every other path in a config)."""
-    from caption_gen.configuration import read_yaml
+    from pedes_core.configuration import read_yaml
 
     cfg = load_config(BuildCorpusConfig, path, overrides or [])
     raw = read_yaml(Path(path)).get("caption", {}) or {}
@@ -227,7 +227,7 @@ def plan_task(config: str, overrides: list[str]) -> dict[str, Any]:
     from caption_gen.captioning.engine import CaptionEngine
     from caption_gen.corpus.manifest import read_markers
     from caption_gen.corpus.writer import CorpusWriter
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
     from flows.shard_plan import pending_shards
 
     cfg = load_build_corpus_config(config, overrides)

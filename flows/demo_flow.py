@@ -8,7 +8,7 @@ model such as Qwen2-VL-2B-Instruct on a GPU) → the ``style-clusters`` flow (su
 benchmark captions → write the synthetic ground-truth captions as a corpus
 (:mod:`training.data.import_corpus`) → validate and summarize it (:mod:`caption_gen.corpus`) → optionally
 a short pretrain → fine-tune → evaluate run of the training recipes with a tiny model (:mod:`training`,
-:mod:`eval.protocol`). It runs
+:mod:`training.protocol`). It runs
 against Prefect's ephemeral local API (SQLite under ``PREFECT_HOME``), nothing to start by hand, and
 leaves a markdown summary artifact. Every step is idempotent: synthesis is deterministic, the corpus
 import skips done shards, training writes a new run directory each time.
@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import Field
 
-from caption_gen.configuration import ConfigModel, ConfigPath, ExistingPath, load_config, save_resolved
+from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, load_config, save_resolved
 
 
 class DemoSynthConfig(ConfigModel):
@@ -107,7 +107,7 @@ def validate_step(corpus: str) -> dict[str, Any]:
 
     report = validate_corpus(corpus)
     if not report.ok:
-        from caption_gen.errors import CorpusInvalidError
+        from pedes_core.errors import CorpusInvalidError
 
         raise CorpusInvalidError(f"{corpus}: {report.problems[0]}")
     return corpus_info(corpus)
@@ -123,7 +123,7 @@ def train_step(recipe: str, overrides: list[str]) -> dict[str, Any]:
 
 
 def protocol_step(protocol: dict[str, Any], out: str) -> dict[str, Any]:
-    from eval.protocol import ProtocolConfig, run_protocol
+    from training.protocol import ProtocolConfig, run_protocol
 
     run_protocol(ProtocolConfig.model_validate(protocol), out)
     return {"tables": [str(Path(out) / "direct_transfer.md"), str(Path(out) / "finetune.md")]}

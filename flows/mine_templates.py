@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, task
 from pydantic import Field
 
-from caption_gen.configuration import ConfigModel, ConfigPath, load_config
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config
 from flows.runners import RunnerConfig
 
 FLOW_NAME = "mine-templates"

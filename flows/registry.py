@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from caption_gen.configuration import ConfigModel
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel
+from pedes_core.errors import ConfigError
 
 
 class RunnerConfig(ConfigModel):

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from caption_gen.configuration import ConfigModel, ExistingPath, load_config
+from pedes_core.configuration import ConfigModel, ExistingPath, load_config
 
 
 class DeploymentSpec(ConfigModel):
@@ -61,7 +61,7 @@ class DeploymentsFile(ConfigModel):
 
 def load_deployments(path: str | Path) -> DeploymentsFile:
     """Validate the deployments file and every referenced flow name and flow config (ConfigError naming both)."""
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
     from flows.registry import get_flow
 
     spec = load_config(DeploymentsFile, path)

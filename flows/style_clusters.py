@@ -14,8 +14,8 @@ from typing import Any
 from prefect import flow, task
 from pydantic import Field
 
-from caption_gen.configuration import ConfigModel, ConfigPath, load_config, save_resolved
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config, save_resolved
+from pedes_core.errors import ConfigError
 from caption_gen.styles.build import StylesConfig
 from flows.runners import RunnerConfig
 

@@ -4,7 +4,7 @@ configured benchmark → evaluate direct transfer and fine-tuned checkpoints →
 Accepts an existing corpus (``corpus:``) or builds one first by running the ``build-corpus`` flow as a
 subflow (``build_corpus:`` = that flow's config file). Wiring only: recipes are loaded with
 :func:`training.config.load_recipe` (plus ``--set``-style overrides), trained by
-:func:`training.engine.trainer.train` and evaluated by :func:`eval.protocol.run_protocol`. Training
+:func:`training.engine.trainer.train` and evaluated by :func:`training.protocol.run_protocol`. Training
 scale-out stays torchrun (``torchrun --nnodes N --nproc-per-node G -m flows.cli train ...``), not Ray.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Literal
 from prefect import flow, task
 from pydantic import Field, model_validator
 
-from caption_gen.configuration import ConfigModel, ConfigPath, ExistingPath, load_config, save_resolved
+from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, load_config, save_resolved
 from flows.runners import RunnerConfig
 from training.config import BenchmarkSourceConfig
 
@@ -77,7 +77,7 @@ def train_task(recipe: str, overrides: list[str]) -> dict[str, Any]:
 @task(name="evaluate-protocol", retries=1, retry_delay_seconds=10, persist_result=False)
 def protocol_task(protocol: dict[str, Any], out: str) -> dict[str, str]:
     """Direct-transfer and fine-tune tables; returns the table paths."""
-    from eval.protocol import ProtocolConfig, run_protocol
+    from training.protocol import ProtocolConfig, run_protocol
 
     run_protocol(ProtocolConfig.model_validate(protocol), out)
     return {name: str(Path(out) / f"{name}.md") for name in ("direct_transfer", "finetune")

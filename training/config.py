@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from caption_gen.configuration import ConfigModel, ConfigPath, load_config
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config
 from training.models.config import ModelConfig
 
 #: CLIP's image normalization (open_clip.constants OPENAI_DATASET_MEAN/STD).
@@ -169,7 +169,7 @@ class RecipeConfig(ConfigModel):
 
 
 def load_recipe(path: str | Path | None, overrides: Iterable[str] = ()) -> RecipeConfig:
-    """Load a recipe YAML with ``--set`` overrides; :class:`~caption_gen.errors.ConfigError` names file/field.
+    """Load a recipe YAML with ``--set`` overrides; :class:`~pedes_core.errors.ConfigError` names file/field.
 
     ``engine.run_name`` defaults to the file's stem."""
     cfg = load_config(RecipeConfig, path, overrides)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 T = TypeVar("T")
 

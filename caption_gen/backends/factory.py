@@ -7,7 +7,7 @@ import threading
 
 from caption_gen.backends.base import CaptionBackend
 from caption_gen.backends.spec import ModelSpec
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 _CACHE: dict[str, CaptionBackend] = {}
 _LOCK = threading.Lock()

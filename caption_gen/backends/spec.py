@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from caption_gen.configuration import ConfigModel, ConfigPath
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel, ConfigPath
+from pedes_core.errors import ConfigError
 
 BackendName = Literal["vllm", "openai", "transformers", "stub"]
 

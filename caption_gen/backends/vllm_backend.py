@@ -34,7 +34,7 @@ from caption_gen.backends.base import (
     resolve_sampling,
 )
 from caption_gen.backends.spec import ModelSpec
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 
 def _cpu_only() -> bool:

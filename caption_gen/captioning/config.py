@@ -1,6 +1,6 @@
 """``CaptionRunConfig``: everything one ``pedes caption`` run needs (issue 3 items 3 and 5).
 
-Loaded with :func:`caption_gen.configuration.load_config` (YAML file + CLI flags as defaults +
+Loaded with :func:`pedes_core.configuration.load_config` (YAML file + CLI flags as defaults +
 ``--set`` overrides). Several ``models`` × several ``kinds`` → every (image, kind, model) caption once.
 The resolved config is saved next to the corpus; it never contains an API key (only the NAME of the
 environment variable, ``ModelSpec.api_key_env``).
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from caption_gen.backends.spec import ModelSpec
-from caption_gen.configuration import ConfigModel, ConfigPath
+from pedes_core.configuration import ConfigModel, ConfigPath
 from caption_gen.validation.policy import ValidationPolicy
 
 #: Caption kinds a run can generate (``human`` is import-only).
@@ -143,13 +143,13 @@ def load_caption_config(
 ) -> CaptionRunConfig:
     """Config file ← explicit CLI flags (win over the file; paths made absolute) ← ``--set`` overrides.
 
-    Any problem raises :class:`~caption_gen.errors.ConfigError` naming the file/flag and field."""
+    Any problem raises :class:`~pedes_core.errors.ConfigError` naming the file/flag and field."""
     from pathlib import Path
 
     from pydantic import ValidationError
 
-    from caption_gen.configuration import deep_merge, format_validation_error, parse_overrides, read_yaml
-    from caption_gen.errors import ConfigError
+    from pedes_core.configuration import deep_merge, format_validation_error, parse_overrides, read_yaml
+    from pedes_core.errors import ConfigError
 
     data: dict[str, Any] = {}
     base = Path.cwd()

@@ -36,7 +36,7 @@ from caption_gen.captioning.config import CaptionRunConfig
 from caption_gen.captioning.plan import RunPlan, ShardPlan, plan_shards
 from caption_gen.corpus.rows import caption_row, reject_row
 from caption_gen.corpus.writer import CorpusWriter
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from caption_gen.images.decode import DecodedImage, ImageRejected, decode_image
 from caption_gen.instructions.bank import Instruction, InstructionSet
 from caption_gen.validation.validate import validate_caption

@@ -1,8 +1,8 @@
-"""Errors of the corpus store; all are :class:`~caption_gen.errors.PedesError` (printed without traceback)."""
+"""Errors of the corpus store; all are :class:`~pedes_core.errors.PedesError` (printed without traceback)."""
 
 from __future__ import annotations
 
-from caption_gen.errors import PedesError
+from pedes_core.errors import PedesError
 
 
 class CorpusError(PedesError):

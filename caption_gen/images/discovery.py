@@ -26,7 +26,7 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 LIST_FILE_SUFFIXES: tuple[str, ...] = (".txt", ".lst")
@@ -94,7 +94,7 @@ def discover_images(
 ) -> list[ImageRef]:
     """List the images of ``source`` (directory, list file or glob; local or fsspec), sorted by path.
 
-    Raises :class:`~caption_gen.errors.InputError` when ``source`` does not exist or a list file
+    Raises :class:`~pedes_core.errors.InputError` when ``source`` does not exist or a list file
     cannot be read. Duplicated content is not detected here (that needs the bytes): see
     :func:`caption_gen.images.decode.iter_images`.
     """

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from caption_gen.errors import ConfigError, InputError
+from pedes_core.errors import ConfigError, InputError
 from caption_gen.instructions.slots import Template, TemplateError, parse_template
 
 #: Instruction kinds in their canonical order.

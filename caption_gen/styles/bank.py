@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 
 BANK_FORMAT_VERSION = 1
 BANK_NAME = "bank.json"

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from caption_gen.configuration import ConfigModel, ConfigPath, config_to_yaml, save_resolved
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel, ConfigPath, config_to_yaml, save_resolved
+from pedes_core.errors import ConfigError
 
 
 class EmbedConfig(ConfigModel):

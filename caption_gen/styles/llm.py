@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 
 
 @dataclass(frozen=True)

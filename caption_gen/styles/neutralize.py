@@ -121,13 +121,13 @@ def make_neutralizer(kind: str, backend: Any = None, **kwargs: Any) -> Neutraliz
         return RuleNeutralizer()
     if kind == "llm":
         if backend is None:
-            from caption_gen.errors import ConfigError
+            from pedes_core.errors import ConfigError
 
             raise ConfigError("neutralizer 'llm' needs a captioning backend (styles.backend in the config)")
         return LLMNeutralizer(backend, **kwargs)
     if kind == "none":
         return _Identity()
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
 
     raise ConfigError(f"unknown neutralizer {kind!r} (choose rules, llm or none)")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 
 REPORT_NAME = "report.html"
 SCATTER_NAME = "scatter.png"

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 
 _CAPTION_KEYS = ("captions", "caption", "descriptions", "description", "text", "texts")
 _LIST_KEYS = ("annotations", "data", "images", "items", "records")

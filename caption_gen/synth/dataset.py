@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from caption_gen.synth.attributes import Identity, Outfit, sample_camera, sample_identity, sample_outfit
 from caption_gen.synth.captions import clothing_text, full_caption, identity_text, pick_patterns
 from caption_gen.synth.render import render_person

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from caption_gen.configuration import ConfigModel
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel
+from pedes_core.errors import ConfigError
 from caption_gen.validation.lexicon import GROUPS
 
 #: Reasons: stable short names written into ``validation.reasons`` / rejects.

@@ -36,7 +36,7 @@ def validate_caption(text: str, kind: str, policy: ValidationPolicy | None = Non
     """Validate one caption of ``kind`` (static | dynamic | identity | clothing).
 
     ``finish_reason`` is the backend's (``"length"`` means the token limit cut the text → incomplete).
-    Unknown ``kind`` raises :class:`caption_gen.errors.ConfigError`.
+    Unknown ``kind`` raises :class:`pedes_core.errors.ConfigError`.
     """
     pol = (policy or _DEFAULT_POLICY).for_kind(kind)
     text = text if isinstance(text, str) else ""

@@ -2,7 +2,7 @@
 
 Wiring only: commands parse arguments, load configs and call into ``caption_gen``, ``training`` and
 ``eval``. Heavy libraries are imported inside the command bodies so ``pedes --help`` stays fast.
-User errors (:class:`caption_gen.errors.PedesError`) are printed without a traceback and turned into
+User errors (:class:`pedes_core.errors.PedesError`) are printed without a traceback and turned into
 their exit status (2 for config/input problems).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import typer
 from rich.console import Console
 
-from caption_gen.errors import PedesError
+from pedes_core.errors import PedesError
 
 app = typer.Typer(
     name="pedes",

@@ -30,7 +30,7 @@ def caption(
     from caption_gen.captioning.config import load_caption_config, model_flag_spec
     from caption_gen.captioning.engine import CaptionEngine
     from caption_gen.captioning.progress import CaptionProgress
-    from caption_gen.configuration import save_resolved
+    from pedes_core.configuration import save_resolved
 
     flags: dict = {
         "images": images,

@@ -69,7 +69,7 @@ def validate(
     missing images; prints every problem and exits 1 when there is any (2 when PATH is not a corpus).
     """
     from caption_gen.corpus.validate import validate_corpus
-    from caption_gen.errors import CorpusInvalidError
+    from pedes_core.errors import CorpusInvalidError
 
     report = validate_corpus(path, images=images, hash_images=hash_images)
     if as_json:

@@ -36,7 +36,7 @@ def import_(
     Malformed annotations or missing images stop before anything is written (exit 2); images that fail
     to decode become reject rows. Re-running skips the shards already done.
     """
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
     from training.data.benchmarks import SPLITS, canonical_name, load_benchmark
     from training.data.import_corpus import import_benchmark
 

@@ -27,12 +27,12 @@ def evaluate(
     """Evaluate text-to-image retrieval (R1/R5/R10, mAP, mINP, mSD) and write results."""
     from rich.console import Console
 
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
 
     console = Console(highlight=False)
     if protocol is not None:
-        from caption_gen.configuration import load_config
-        from eval.protocol import ProtocolConfig, run_protocol
+        from pedes_core.configuration import load_config
+        from training.protocol import ProtocolConfig, run_protocol
 
         cfg = load_config(ProtocolConfig, protocol)
         target = out or protocol.parent / f"{protocol.stem}-results"
@@ -47,7 +47,7 @@ def evaluate(
         raise ConfigError(f"pedes eval: missing {', '.join(missing)} (or give --protocol FILE)")
     if split not in ("test", "val"):
         raise ConfigError(f"--split: expected test or val, got {split!r}")
-    from eval.protocol import evaluate_checkpoint
+    from training.protocol import evaluate_checkpoint
     from eval.reports import plot_cmc, single_result_markdown, write_json
     from training.config import BenchmarkSourceConfig
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_metrics import public_gallery_order_sd, reference_metrics, reference_query
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from eval.metrics import cmc_curve, evaluate_both_directions, retrieval_metrics
 from eval.ranking import numba_available
 

@@ -104,7 +104,7 @@ def test_train_flow_pretrain_finetune_evaluate(tmp_path, synth_small):
 
 
 def test_train_flow_config_needs_exactly_one_corpus_source(tmp_path):
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
     from flows.train_flow import load_train_flow_config
 
     cfg = tmp_path / "train.yaml"

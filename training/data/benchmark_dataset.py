@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from training.data.transforms import seeded_apply
 
 

@@ -53,7 +53,7 @@ from torch.utils.data import Dataset
 
 from caption_gen.corpus.reader import Corpus
 from caption_gen.corpus.schema import ROW_KEY
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from training.data.transforms import seeded_apply
 
 INDEX_VERSION = 2

@@ -29,7 +29,7 @@ Descriptions (``descriptions=``, seed 000 §3): a JSON-lines file with one objec
 row of kind ``identity`` and one of kind ``clothing`` (``model="attributes"``: ground truth, validation
 passed), written with the image's first entry only (the row key stays unique); the human captions are
 unchanged. Images without a line get no description rows; lines naming images that are not imported
-(other splits) are ignored; a malformed line is an :class:`~caption_gen.errors.InputError` naming the
+(other splits) are ignored; a malformed line is an :class:`~pedes_core.errors.InputError` naming the
 file and line, raised before anything is written. The file's sha256 joins the resume fingerprint.
 """
 
@@ -43,7 +43,7 @@ from typing import Any
 
 from caption_gen.corpus.errors import CorpusError
 from caption_gen.corpus.rows import caption_row, reject_row
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from caption_gen.images.decode import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, hash_file
 from caption_gen.images.discovery import ImageRef
 from training.data.benchmarks import SPLITS, Benchmark, ImageRecord, load_benchmark

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from training.engine.run_dir import CHECKPOINT_DIR
 
 STEP_RE = re.compile(r"^step-(\d+)\.pt$")

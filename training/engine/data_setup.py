@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from eval.evaluator import RetrievalSet
 from training.config import RecipeConfig
 from training.data import benchmark_dataset as bd

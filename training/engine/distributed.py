@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 
 @dataclass(frozen=True)

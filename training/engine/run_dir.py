@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 

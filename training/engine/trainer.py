@@ -30,8 +30,8 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from caption_gen.configuration import save_resolved
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import save_resolved
+from pedes_core.errors import ConfigError
 from eval.evaluator import EvalResult, Evaluator
 from training.config import RecipeConfig
 from training.data.collate import TokenizingCollate

@@ -34,6 +34,9 @@ from torch import nn
 class TrainingMethod(nn.Module):
     """Base class; subclasses implement ``forward``, ``encode_image`` and ``encode_text``."""
 
+    #: True when :meth:`rerank_scores` is implemented (the evaluator's stage-2 hook).
+    supports_rerank: bool = False
+
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caption_gen.errors import ConfigError, InputError
+from pedes_core.errors import ConfigError, InputError
 from training.gradnorm import GradNorm
 from training.losses.bdam_losses import candidate_info_nce, gate_regularization, hsic, info_nce, triplet_loss
 from training.methods.base import TrainingMethod
@@ -79,6 +79,8 @@ class ImageStates:
 @METHODS.register("bdam")
 class BDAMMethod(TrainingMethod):
     """Seed 000: ViT + BERT, BDAM decoupling, Mamba fusion, GradNorm-balanced multi-task loss."""
+
+    supports_rerank = True
 
     def __init__(
         self,

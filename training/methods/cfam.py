@@ -27,8 +27,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from caption_gen.configuration import ConfigModel
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel
+from pedes_core.errors import ConfigError
 from training.losses import id_loss, sdm_loss
 from training.losses.cfam_losses import (
     hard_negative_indices,

@@ -35,8 +35,8 @@ import torch
 from pydantic import Field, ValidationError
 from torch import nn
 
-from caption_gen.configuration import ConfigModel, format_validation_error
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel, format_validation_error
+from pedes_core.errors import ConfigError
 from training.losses import DEFAULT_TEMPERATURE, id_loss, itc_loss, mlm_accuracy, mlm_loss, sdm_loss
 from training.methods.base import TrainingMethod
 from training.models.clip_backbone import ClipBackbone

@@ -29,8 +29,8 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from caption_gen.configuration import ConfigModel
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel
+from pedes_core.errors import ConfigError
 from training.losses import IGNORE_INDEX, mlm_accuracy, mlm_loss, sdm_loss
 from training.losses.sdm import DEFAULT_TEMPERATURE
 from training.losses.sew import (

@@ -29,8 +29,8 @@ import torch
 from pydantic import Field
 from torchvision.transforms import v2
 
-from caption_gen.configuration import ConfigModel
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel
+from pedes_core.errors import ConfigError
 from training.losses import itc_loss
 from training.losses.weak_relations import (
     DEFAULT_SOFTENING,

@@ -36,7 +36,7 @@ from open_clip.factory import load_state_dict as load_open_clip_state_dict
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from training.models.config import TINY_ARCH, ModelConfig
 from training.models.position_embedding import interpolate_position_embedding, patch_grid, square_grid
 

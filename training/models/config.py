@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from caption_gen.configuration import ConfigModel, ConfigPath
+from pedes_core.configuration import ConfigModel, ConfigPath
 
 TINY_ARCH = "tiny"
 

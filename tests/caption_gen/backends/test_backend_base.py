@@ -13,7 +13,7 @@ from caption_gen.backends.base import (
 )
 from caption_gen.backends.factory import build_backend
 from caption_gen.backends.spec import ModelSpec
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 
 @pytest.mark.parametrize("size,budget", [((128, 384), 128 * 64), ((1000, 999), 12345), ((7, 3), 20)])

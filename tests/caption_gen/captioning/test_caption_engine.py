@@ -14,7 +14,7 @@ from caption_gen.captioning.config import CaptionRunConfig
 from caption_gen.captioning.engine import CaptionEngine, caption_seed, run_captioning
 from caption_gen.corpus.reader import Corpus
 from caption_gen.corpus.validate import validate_corpus
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 KINDS = ["static", "dynamic", "identity", "clothing"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fsspec
 import pytest
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from caption_gen.images import ImageRef, discover_images
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from caption_gen.instructions.bank import (
     KINDS,
     InstructionSet,

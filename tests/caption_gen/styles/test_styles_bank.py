@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from caption_gen.styles.bank import StyleEntry, load_style_bank, write_style_bank
 
 

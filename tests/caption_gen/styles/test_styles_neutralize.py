@@ -29,7 +29,7 @@ def test_content_survival_measures_leftover_content():
 def test_identity_neutralizer_and_unknown_kind():
     import pytest
 
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
 
     assert make_neutralizer("none").neutralize(["red coat"]) == ["red coat"]
     with pytest.raises(ConfigError, match="unknown neutralizer"):

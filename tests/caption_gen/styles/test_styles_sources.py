@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from caption_gen.styles.sources import load_style_texts
 
 

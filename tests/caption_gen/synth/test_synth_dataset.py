@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from caption_gen.synth import render_dataset
 from caption_gen.synth.attributes import PALETTE
 from caption_gen.synth.captions import clothing_text, identity_text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from caption_gen.validation import ValidationPolicy, validate_caption
 from caption_gen.validation import rules
 

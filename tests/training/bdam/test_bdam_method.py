@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import training.methods  # noqa: F401  (registers "bdam")
-from caption_gen.errors import ConfigError, InputError
+from pedes_core.errors import ConfigError, InputError
 from training.methods.bdam import two_stage_scores
 from training.registry import METHODS
 

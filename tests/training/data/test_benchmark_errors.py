@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from training.data.benchmarks import MAX_REPORTED, load_benchmark
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from training.data.benchmarks import SPLITS, Benchmark, load_benchmark
 
 ALL = ("cuhk-pedes", "icfg-pedes", "rstpreid", "ufine6926", "ufine3c")

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from caption_gen.corpus.reader import Corpus
 from caption_gen.corpus.rows import caption_row
 from caption_gen.corpus.writer import CorpusWriter
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from training.config import AugmentConfig
 from training.data.collate import TokenizingCollate
 from training.data.corpus_dataset import CorpusDataset, CorpusFilter, CorpusIndex, build_corpus_index

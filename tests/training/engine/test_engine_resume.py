@@ -67,7 +67,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(color_corpus, tmp_path, mo
 
 
 def test_resume_latest_without_checkpoint_is_a_config_error(color_corpus, tmp_path):
-    from caption_gen.errors import ConfigError
+    from pedes_core.errors import ConfigError
 
 
     with pytest.raises(ConfigError, match="no checkpoint"):

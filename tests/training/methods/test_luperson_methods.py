@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import training.methods  # noqa: F401  (registers the methods)
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from training.registry import METHODS
 
 CASES = [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.models.position_embedding import interpolate_position_embedding, patch_grid

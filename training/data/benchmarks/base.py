@@ -13,7 +13,7 @@ and allowed splits, which a :class:`FormatSpec` states. Parsing is strict:
 * one image path listed twice with a different id or split is a conflict;
 * every image file must exist under the image root.
 
-Problems are collected over the whole file and raised as one :class:`~caption_gen.errors.InputError`
+Problems are collected over the whole file and raised as one :class:`~pedes_core.errors.InputError`
 naming the file, the number of offending entries and the first :data:`MAX_REPORTED` of them
 (``entry <index>: <what is wrong>``). Missing images are reported the same way with their total.
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from caption_gen.errors import InputError
+from pedes_core.errors import InputError
 from training.data.benchmarks.records import SPLITS, ImageRecord, PedesSample
 
 #: How many offending entries / missing images an error message lists (the total is always given).

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 from training.data.benchmarks import cuhk_pedes, icfg_pedes, rstpreid, ufine3c, ufine6926
 from training.data.benchmarks.base import Benchmark, FormatSpec, build_benchmark, read_annotation_list
 
@@ -55,7 +55,7 @@ def load_benchmark(
     ``annotations`` is the JSON file, ``images`` the folder its paths are relative to.
     ``val_fraction`` (files without a ``val`` split only) holds out that share of the training
     identities as ``val``. Malformed annotations or missing images raise
-    :class:`~caption_gen.errors.InputError` naming the file and the first offending entries.
+    :class:`~pedes_core.errors.InputError` naming the file and the first offending entries.
     """
     key = canonical_name(name)
     spec = FORMATS.get(key)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel, ViTConfig, ViTModel
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 
 def _local_dir(path: str | Path, what: str) -> Path:

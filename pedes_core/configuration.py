@@ -5,7 +5,7 @@ Rules (documented in the README's config reference):
 * every config model derives from :class:`ConfigModel`, which forbids unknown keys;
 * a relative path written in a YAML file is resolved against that file's directory, a relative
   path given as a CLI override against the current directory (so a recipe runs from anywhere);
-* any problem raises :class:`~caption_gen.errors.ConfigError` naming the file (or ``--set``) and
+* any problem raises :class:`~pedes_core.errors.ConfigError` naming the file (or ``--set``) and
   the dotted field, before any work starts; the CLI turns it into exit status 2;
 * :func:`save_resolved` writes the fully resolved config next to the outputs it produced.
 """
@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
-from caption_gen.errors import ConfigError
+from pedes_core.errors import ConfigError
 
 T = TypeVar("T", bound="ConfigModel")
 

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from caption_gen.configuration import ConfigModel, ConfigPath
-from caption_gen.errors import ConfigError
+from pedes_core.configuration import ConfigModel, ConfigPath
+from pedes_core.errors import ConfigError
 from training.config import BenchmarkSourceConfig, RecipeConfig
 
 
