@@ -9,10 +9,22 @@ The paper fuses the decoupled image identity feature ``f_id^i`` with the text fe
 sequence of length 1, on which a state-space model degenerates to a gated MLP; the paper's argument for Mamba
 (long-range cross-modal dependencies at linear cost) only makes sense over tokens. We therefore scan
 ``[W_img · FFN(image identity tokens) ; W_txt · FFN(text tokens) ; f_fusion]``: the BDAM identity-branch
-patch tokens (gated by the BDAM dimension gate), then the text tokens (padding zeroed), then the paper's
-pooled ``f_fusion = W_img f_img + W_txt f_txt`` as a final summary token. Mamba is causal, so the last
-position has read both modalities; its output, after the final projection, is ``f_final`` (B × D_out).
-Image before text mirrors the pipeline order (the image is encoded and decoupled first).
+patch tokens (gated by the BDAM dimension gate), then the text tokens, then the paper's pooled
+``f_fusion = W_img f_img + W_txt f_txt`` as a summary token. Mamba is causal, so the summary position has
+read both modalities; its output, after the final projection, is ``f_final`` (B × D_out). Image before
+text mirrors the pipeline order (the image is encoded and decoupled first).
+
+**Padding (packing).** §3.4 fuses *one* (image, text) pair; the batch's padding is an artefact of batching
+and must not change ``f_final``. A scan, unlike masked attention, has no key-padding mask: a padded
+position still discretises a Δ > 0, decays the state by ``exp(ΔA)`` and, through the causal conv and the
+pre-norm (``LayerNorm(0) = β ≠ 0``), writes into it, so a caption padded by 1/4/20 positions gave a
+different score. We therefore *pack* every row (:func:`pack_text`): the valid text tokens are moved to the
+front (stable order), the summary token is placed right after the last valid token, and all padding goes
+behind it. Because the conv and the scan are causal, no position at or before the summary reads a padded
+position — the state the summary reads is the one an unpadded sequence produces, for the pure-PyTorch scan
+and for the ``mamba_ssm`` kernel alike (no change to the scan is needed). The Transformer baseline runs on
+the same packed sequence with the padding keys masked (it has no positional encoding, so the reordering
+does not change it).
 
 Residual layers are pre-normalised (``x + Mamba(LayerNorm(x))``), as in the reference Mamba block; the
 paper's equation omits the norm. Ablations (seed 000 Table 2): ``mixer="mlp"`` (no Mamba: a residual MLP
@@ -202,20 +214,35 @@ class FusionModule(nn.Module):
             for block in self.mixer:
                 x = x + block(x)
             return FusionOutput(self.proj(self.norm(x)), w)
-        seq = torch.cat(
-            [w_img[:, :, None] * image_tokens,
-             w_txt[:, :, None] * text_tokens * text_mask[:, :, None].to(text_tokens.dtype),
-             fused[:, None, :]],
-            dim=1,
-        )
+        packed, n_valid = pack_text(w_txt[:, :, None] * text_tokens, text_mask, fused)
+        n_img = image_tokens.shape[1]
+        seq = torch.cat([w_img[:, :, None] * image_tokens, packed], dim=1)
+        summary = n_img + n_valid  # [B] index of the summary token in seq
         if self.mixer_kind == "mamba":
             for block in self.mixer:
                 seq = block(seq)
         else:
+            positions = torch.arange(packed.shape[1], device=seq.device)
             pad = torch.cat([
                 torch.zeros(image_tokens.shape[:2], dtype=torch.bool, device=seq.device),
-                ~text_mask.bool(),
-                torch.zeros(seq.shape[0], 1, dtype=torch.bool, device=seq.device),
+                positions[None, :] > n_valid[:, None],
             ], dim=1)
             seq = self.mixer(seq, src_key_padding_mask=pad)
-        return FusionOutput(self.proj(self.norm(seq[:, -1])), w)
+        out = seq[torch.arange(seq.shape[0], device=seq.device), summary]
+        return FusionOutput(self.proj(self.norm(out)), w)
+
+
+def pack_text(text_tokens: torch.Tensor, text_mask: torch.Tensor,
+              summary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pack each row: valid text tokens first (stable order), the summary token right after them, padding last.
+
+    ``text_tokens`` [B, L, d], ``text_mask`` [B, L] (1 = token), ``summary`` [B, d] → ``[B, L + 1, d]`` (padded
+    positions are zero) and the number of valid tokens per row [B] (= the summary's index in the block)."""
+    valid = text_mask.bool()
+    order = torch.argsort((~valid).to(torch.int32), dim=1, stable=True)
+    tokens = text_tokens * valid[:, :, None].to(text_tokens.dtype)
+    packed = torch.gather(tokens, 1, order[:, :, None].expand_as(tokens))
+    packed = torch.cat([packed, packed.new_zeros(packed.shape[0], 1, packed.shape[2])], dim=1)
+    n_valid = valid.sum(dim=1)
+    index = n_valid[:, None, None].expand(-1, 1, packed.shape[2])
+    return packed.scatter(1, index, summary[:, None, :].to(packed.dtype)), n_valid

@@ -12,6 +12,11 @@ otherwise it runs an exact pure-PyTorch *chunked parallel scan*:
 Work is ``O(L · log2(chunk))`` — linear in the sequence length for a fixed chunk — and the result equals
 the recurrence up to floating-point re-association (tested against :func:`selective_scan_ref` to 1e-5).
 Argument layout follows ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``.
+
+Padding: the scan has no mask — every position, padded or not, updates the state. Callers that batch
+variable-length sequences must keep padding out of the positions they read; the fusion (seed 000 §3.4,
+``fusion.pack_text``) packs every row so that padding only follows the position it reads (the scan and the
+conv are causal), which makes both this path and the CUDA kernel padding-invariant.
 """
 
 from __future__ import annotations
