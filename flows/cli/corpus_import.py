@@ -9,7 +9,7 @@ import typer
 
 from flows.cli.corpus import corpus_app
 
-_FORMATS = "cuhk-pedes|icfg-pedes|rstpreid|ufine (ufine6926|ufine3c)"
+_FORMATS = "cuhk-pedes|icfg-pedes|rstpreid|ufine (ufine6926|ufine3c)|luperson-mllm (Ts/Td-<model>.json)"
 
 
 @corpus_app.command("import")
@@ -40,6 +40,12 @@ def import_(
     from training.data.benchmarks import SPLITS, canonical_name, load_benchmark
     from training.data.import_corpus import import_benchmark
 
+    if format.strip().lower().replace("_", "-") == "luperson-mllm":  # caption files, not a benchmark
+        from flows.cli.corpus_formats import import_luperson
+
+        if split or descriptions is not None:
+            raise ConfigError("--split/--descriptions: not used by --format luperson-mllm")
+        return import_luperson(annotations, images, out, shard_size=shard_size, name=name, workers=workers)
     key = canonical_name(format)
     for s in split or ():
         if s not in SPLITS:
