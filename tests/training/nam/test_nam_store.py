@@ -1,4 +1,4 @@
-"""The memory-mapped, double-buffered, per-rank-sharded r store."""
+"""The memory-mapped, latest-r-per-caption, per-rank-sharded NAM store (seed 002 §3.2)."""
 
 from __future__ import annotations
 
@@ -14,26 +14,48 @@ def _rows(n: int, length: int, value: float) -> torch.Tensor:
     return torch.full((n, length), value)
 
 
-def test_first_epoch_has_nothing_then_previous_epoch_is_read(tmp_path: Path) -> None:
+def test_first_epoch_has_nothing_then_each_caption_keeps_its_latest_r(tmp_path: Path) -> None:
     store = NoiseStore(10, 6, tmp_path)
     store.start_epoch(0)
     noise, seen = store.read(torch.tensor([0, 1]))
     assert not seen.any() and torch.all(noise == 0)
     store.write(torch.tensor([1, 4]), torch.tensor([[0.1, 0.2, 0.3, 0, 0, 0], [0.5] * 6]))
     noise, seen = store.read(torch.tensor([1]))
-    assert not seen.any()  # writes of epoch 0 are not visible during epoch 0 (double buffer)
+    assert not seen.any()  # r written in epoch 0 is not visible during epoch 0
     store.end_epoch()
     store.start_epoch(1)
     noise, seen = store.read(torch.tensor([1, 4, 2]))
     assert seen.tolist() == [True, True, False]
     assert torch.allclose(noise[0], torch.tensor([0.1, 0.2, 0.3, 0, 0, 0]), atol=1e-3)  # float16
-    store.write(torch.tensor([2]), _rows(1, 6, 0.9))
+    store.write(torch.tensor([2, 4]), _rows(2, 6, 0.9))
     assert not store.read(torch.tensor([2]))[1].any()
     store.end_epoch()
     store.start_epoch(2)
-    assert store.read(torch.tensor([1, 2]))[1].tolist() == [False, True]  # only epoch 1 is read
+    # caption 1 was not visited in epoch 1: it keeps its epoch-0 r (the double-buffered store lost it)
+    noise, seen = store.read(torch.tensor([1, 2, 4, 3]))
+    assert seen.tolist() == [True, True, True, False]
+    assert store.source_epochs(torch.tensor([1, 2, 4, 3])).tolist() == [0, 1, 1, -1]
+    assert abs(float(noise[0, 1]) - 0.2) < 1e-3 and abs(float(noise[2, 0]) - 0.9) < 1e-3  # latest r wins
+    store.end_epoch()
     files = sorted(p.name for p in (tmp_path / "nam_store").iterdir())
-    assert "epoch00000.noise.f16" not in files  # older epoch dropped
+    assert files == ["latest.e00002.epoch.i32", "latest.e00002.noise.f16"]  # older files and shards dropped
+
+
+def test_coverage_counts_the_epochs_captions_that_had_a_stored_r(tmp_path: Path) -> None:
+    store = NoiseStore(8, 3, tmp_path)
+    store.start_epoch(0)
+    store.write(torch.tensor([0, 1, 2, 3]), _rows(4, 3, 0.3))
+    store.end_epoch()
+    assert store.last_coverage == 0.0 and store.last_coverage_epoch == 0
+    store.start_epoch(1)
+    store.write(torch.tensor([2, 3, 4, 5]), _rows(4, 3, 0.4))  # 2, 3 were scored in epoch 0; 4, 5 never
+    store.write(torch.tensor([2]), _rows(1, 3, 0.5))  # a caption visited twice counts once
+    store.end_epoch()
+    assert store.last_coverage == 0.5
+    store.start_epoch(2)
+    store.write(torch.tensor([0, 5]), _rows(2, 3, 0.6))  # 0 from epoch 0, 5 from epoch 1
+    store.end_epoch()
+    assert store.last_coverage == 1.0
 
 
 def test_store_files_are_float16_memmaps(tmp_path: Path) -> None:
@@ -41,9 +63,11 @@ def test_store_files_are_float16_memmaps(tmp_path: Path) -> None:
     store.start_epoch(0)
     store.write(torch.tensor([999]), _rows(1, 77, 0.25))
     store.end_epoch()
-    path = tmp_path / "nam_store" / "epoch00000.noise.f16"
+    path = tmp_path / "nam_store" / "latest.e00000.noise.f16"
     assert path.stat().st_size == 1000 * 77 * 2
     assert np.memmap(path, dtype=np.float16, mode="r", shape=(1000, 77))[999, 0] == np.float16(0.25)
+    tags = np.memmap(tmp_path / "nam_store" / "latest.e00000.epoch.i32", dtype=np.int32, mode="r", shape=(1000,))
+    assert tags[999] == 1 and tags[:999].sum() == 0  # source epoch + 1; 0 = never scored
 
 
 def test_state_round_trip_through_weights_only_checkpoint(tmp_path: Path) -> None:
@@ -66,9 +90,20 @@ def test_state_round_trip_through_weights_only_checkpoint(tmp_path: Path) -> Non
     restored.write(torch.tensor([6]), _rows(1, 4, 0.5))
     restored.end_epoch()
     restored.start_epoch(2)
-    noise, seen = restored.read(torch.tensor([5, 6, 3]))
-    assert seen.tolist() == [True, True, False]  # pre-checkpoint row 5 survived the restore
+    noise, seen = restored.read(torch.tensor([5, 6, 3, 0]))
+    assert seen.tolist() == [True, True, True, False]  # pre-checkpoint row 5 survived; 3 keeps its epoch-0 r
+    assert restored.source_epochs(torch.tensor([5, 6, 3])).tolist() == [1, 1, 0]
     assert abs(float(noise[0, 0]) - 0.33) < 1e-3
+
+
+def test_state_of_the_double_buffered_store_still_loads(tmp_path: Path) -> None:
+    old_state = {"epoch": 1, "num_captions": 6, "context_length": 2,
+                 "read_rows": torch.tensor([2]), "read_noise": torch.full((1, 2), 0.7, dtype=torch.float16),
+                 "write_rows": torch.zeros(0, dtype=torch.long), "write_noise": torch.zeros(0, 2, dtype=torch.float16)}
+    store = NoiseStore(6, 2, tmp_path)
+    store.load_state(old_state)
+    assert store.read(torch.tensor([2, 3]))[1].tolist() == [True, False]
+    assert store.source_epochs(torch.tensor([2])).tolist() == [0]  # read buffer = epoch − 1
 
 
 def test_ranks_write_shards_merged_at_epoch_end(tmp_path: Path) -> None:
@@ -85,11 +120,20 @@ def test_ranks_write_shards_merged_at_epoch_end(tmp_path: Path) -> None:
     rank1.end_epoch()  # (with a process group both ranks meet at barriers; simulated in order here)
     rank0.end_epoch()
     assert not list((tmp_path / "nam_store").glob("*.rank*"))
+    assert rank0.last_coverage == 0.0 and rank1.last_coverage is None  # rank 0 merges and counts
     for store in (rank0, rank1):
         store.start_epoch(1)
         noise, seen = store.read(torch.tensor([0, 1, 2, 3]))
         assert seen.tolist() == [True, True, True, False]
         assert torch.allclose(noise[:3, 0], torch.tensor([0.1, 0.7, 0.7]), atol=1e-3)
+    rank0.write(torch.tensor([0]), _rows(1, 3, 0.2))
+    rank1.write(torch.tensor([3]), _rows(1, 3, 0.2))
+    rank1.end_epoch()
+    rank0.end_epoch()
+    assert rank0.last_coverage == 0.5  # caption 0 had an r (rank 0's shard), caption 3 not (rank 1's)
+    for store in (rank0, rank1):
+        store.start_epoch(2)
+        assert store.read(torch.tensor([0, 1, 2, 3]))[1].all()  # every rank reads the merged latest r
 
 
 def test_out_of_range_caption_id_is_an_error(tmp_path: Path) -> None:
