@@ -18,7 +18,8 @@ Wiring only — the work is :class:`caption_gen.captioning.engine.CaptionEngine`
 * **GPU discipline**: with the thread runner a shard holds a process-wide GPU slot while captioning
   (:func:`flows.runners.gpu_slot`); with the Ray runner each shard task requests ``runner.num_gpus``.
   Caption tasks are tagged ``task.tag`` (default ``pedes-gpu``) for a Prefect tag concurrency limit.
-* **failures**: every backend call runs under a deadline (``task.batch_timeout_s``); a call that raises,
+* **failures**: every backend call runs under the engine's deadline (``caption.retry.call_timeout_s``,
+  settable as ``task.batch_timeout_s``); a call that raises,
   hangs past the deadline or returns the wrong number of results is re-submitted by the engine
   (``retry.batch_retries``), then its captions become rejects (``generation:error`` with the cause);
   empty or invalid texts are regenerated, then rejected with their validation reasons. Counts of failed
@@ -65,8 +66,9 @@ class ShardTaskPolicy(ConfigModel):
     retry_jitter_factor: float | None = Field(0.5, ge=0)
     #: Prefect timeout of one shard task (None = none).
     timeout_s: float | None = Field(None, gt=0)
-    #: deadline of one backend ``generate`` call; a call past it counts as a failed batch (None = none).
-    batch_timeout_s: float | None = Field(600.0, gt=0)
+    #: deadline of one backend ``generate`` call: when given, sets ``caption.retry.call_timeout_s`` (the
+    #: engine's one deadline; None = keep that value).
+    batch_timeout_s: float | None = Field(None, gt=0)
     #: tag of caption tasks (for ``prefect concurrency-limit create pedes-gpu 1``).
     tag: str = "pedes-gpu"
     #: a shard that still fails after its retries: ``leave`` it not done (the next run redoes it) or
@@ -111,6 +113,8 @@ def load_build_corpus_config(path: str | Path, overrides: list[str] | None = Non
         update["images"] = _resolve_source(cap.images, base)
     if raw.get("image_root") is not None and cap.image_root == str(raw["image_root"]):
         update["image_root"] = _resolve_source(cap.image_root, base)
+    if cfg.task.batch_timeout_s is not None:
+        update["retry"] = cap.retry.model_copy(update={"call_timeout_s": cfg.task.batch_timeout_s})
     if update:
         cfg.caption = cap.model_copy(update=update)
     cfg.caption.progress = False  # Prefect logs progress; no terminal bars inside tasks
@@ -118,51 +122,6 @@ def load_build_corpus_config(path: str | Path, overrides: list[str] | None = Non
 
 
 # --------------------------------------------------------------------------------- engine per process
-class _DeadlineBackend:
-    """A backend seen through a per-call deadline, counting failed calls (flow instrumentation).
-
-    The call runs in a helper thread; past ``timeout_s`` the caller gets ``TimeoutError`` (the engine
-    then re-submits or rejects the batch) while the stuck call is abandoned in its daemon thread."""
-
-    def __init__(self, inner: Any, timeout_s: float | None, counters: Counter):
-        self._inner = inner
-        self.name = inner.name
-        self.timeout_s = timeout_s
-        self.counters = counters
-
-    def generate(self, requests: Sequence[Any]) -> list[Any]:
-        self.counters["backend_calls"] += 1
-        try:
-            if self.timeout_s is None:
-                results = self._inner.generate(requests)
-            else:
-                box: dict[str, Any] = {}
-
-                def call() -> None:
-                    try:
-                        box["results"] = self._inner.generate(requests)
-                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                        box["error"] = exc
-
-                worker = threading.Thread(target=call, name="pedes-backend-call", daemon=True)
-                worker.start()
-                worker.join(self.timeout_s)
-                if worker.is_alive():
-                    self.counters["backend_timeouts"] += 1
-                    raise TimeoutError(f"backend {self.name!r} did not answer within {self.timeout_s:g} s")
-                if "error" in box:
-                    raise box["error"]
-                results = box["results"]
-        except Exception:
-            self.counters["backend_errors"] += 1
-            raise
-        self.counters["empty_outputs"] += sum(1 for r in results if not (getattr(r, "text", "") or "").strip())
-        return results
-
-    def close(self) -> None:
-        return None  # the cached engine is closed by caption_gen.backends.factory.close_all()
-
-
 _INSTRUCTIONS: dict[str, Any] = {}
 _INSTRUCTIONS_LOCK = threading.Lock()
 
@@ -171,8 +130,9 @@ def _config_key(cap: CaptionRunConfig) -> str:
     return hashlib.sha256(cap.model_dump_json().encode()).hexdigest()
 
 
-def _engine_for(cap: CaptionRunConfig, batch_timeout_s: float | None, counters: Counter) -> Any:
-    """A CaptionEngine for one shard, reusing this process's loaded instructions and model backends."""
+def _engine_for(cap: CaptionRunConfig, counters: Counter) -> Any:
+    """A CaptionEngine for one shard, reusing this process's loaded instructions and model backends
+    (the engine itself puts each backend call under ``caption.retry.call_timeout_s`` and counts it)."""
     from caption_gen.backends.factory import build_backend
     from caption_gen.captioning.engine import CaptionEngine
 
@@ -185,7 +145,7 @@ def _engine_for(cap: CaptionRunConfig, batch_timeout_s: float | None, counters: 
             _INSTRUCTIONS[key] = probe.instructions
     engine = CaptionEngine(cap)
     engine.instructions = _INSTRUCTIONS[key]
-    engine.backends = {s.label: _DeadlineBackend(build_backend(s), batch_timeout_s, counters) for s in cap.models}
+    engine.backends = {s.label: build_backend(s) for s in cap.models}
     return engine
 
 
@@ -199,10 +159,12 @@ def release_engines() -> None:
 
 
 # ----------------------------------------------------------------------------------------- plan files
-def _write_shard_plan(path: Path, shard: Any) -> None:
+def _write_shard_plan(path: Path, shard: Any, revision: int | None) -> None:
     doc = {"index": shard.index,
            "images": [[ref.path, ref.uri, sha] for ref, sha in shard.images],
-           "duplicates": [[d.ref.path, d.ref.uri, d.reason, d.detail, d.sha256] for d in shard.duplicates]}
+           "duplicates": [[d.ref.path, d.ref.uri, d.reason, d.detail, d.sha256] for d in shard.duplicates],
+           "jobs": ({p: [list(j) for j in jobs] for p, jobs in shard.jobs.items()} if shard.jobs is not None else None),
+           "revision": revision}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc), encoding="utf-8")
     tmp.replace(path)
@@ -210,6 +172,10 @@ def _write_shard_plan(path: Path, shard: Any) -> None:
 
 def read_shard_plan(path: str | Path) -> Any:
     """The :class:`~caption_gen.captioning.plan.ShardPlan` stored by :func:`plan_task`."""
+    return _read_shard_plan(path)[0]
+
+
+def _read_shard_plan(path: str | Path) -> tuple[Any, int | None]:
     from caption_gen.captioning.plan import ShardPlan
     from caption_gen.images.decode import ImageRejected
     from caption_gen.images.discovery import ImageRef
@@ -218,36 +184,42 @@ def read_shard_plan(path: str | Path) -> Any:
     images = tuple((ImageRef(path=p, uri=u), sha) for p, u, sha in doc["images"])
     dups = tuple(ImageRejected(reason, detail, ref=ImageRef(path=p, uri=u), sha256=sha)
                  for p, u, reason, detail, sha in doc["duplicates"])
-    return ShardPlan(index=int(doc["index"]), images=images, duplicates=dups)
+    jobs = doc.get("jobs")
+    if jobs is not None:
+        jobs = {p: tuple(tuple(j) for j in js) for p, js in jobs.items()}
+    return ShardPlan(index=int(doc["index"]), images=images, duplicates=dups, jobs=jobs), doc.get("revision")
 
 
 @task(name="plan-shards", retries=1, retry_delay_seconds=5, persist_result=False)
 def plan_task(config: str, overrides: list[str]) -> dict[str, Any]:
-    """Discover and shard the images; write one plan file per shard that is not done yet."""
+    """Plan with the engine's planner (by content, against the done markers; the same as ``pedes caption``)
+    and write one plan file per shard to run."""
     from caption_gen.captioning.engine import CaptionEngine
     from caption_gen.corpus.manifest import read_markers
     from caption_gen.corpus.writer import CorpusWriter
     from pedes_core.errors import ConfigError
-    from flows.shard_plan import pending_shards
 
     cfg = load_build_corpus_config(config, overrides)
-    plan = CaptionEngine(cfg.caption).plan()
-    if plan.total_images == 0:
-        raise ConfigError(f"caption.images: no images found in {cfg.caption.images}")
     out = CorpusWriter(cfg.caption.out, lock=False).root
     markers = read_markers(out)
-    todo = pending_shards(plan, out, markers, cfg.caption.shard_size)
+    engine = CaptionEngine(cfg.caption)
+    engine.load_instructions()
+    engine.check_resume(markers)
+    plan = engine.plan(markers)
+    if plan.total_images == 0:
+        raise ConfigError(f"caption.images: no images found in {cfg.caption.images}")
     plans = cfg.work / "plans"
     plans.mkdir(parents=True, exist_ok=True)
     for old in plans.glob("shard-*.json"):
         old.unlink()
     pending: dict[int, str] = {}
-    for shard in todo:
+    for shard in plan.shards:
         path = plans / f"shard-{shard.index:05d}.json"
-        _write_shard_plan(path, shard)
+        revision = int(markers[shard.index].get("revision", 0)) if shard.redo else None
+        _write_shard_plan(path, shard, revision)
         pending[shard.index] = str(path)
     return {"images": plan.total_images, "shards": len(set(markers) | set(pending)), "image_root": plan.image_root,
-            "done": sorted(markers), "pending": pending}
+            "done": sorted(markers), "redo": sorted(s.index for s in plan.shards if s.redo), "pending": pending}
 
 
 def worker_id() -> str:
@@ -273,20 +245,19 @@ def caption_shard_task(config: str, overrides: list[str], plan_file: str, image_
     from caption_gen.corpus.writer import CorpusWriter
 
     cfg = load_build_corpus_config(config, overrides)
-    shard = read_shard_plan(plan_file)
+    shard, revision = _read_shard_plan(plan_file)
     attempts = _run_count()
     writer = CorpusWriter(cfg.caption.out, image_root=image_root, lock=False)  # the flow holds the lock
-    if writer.is_done(shard.index):
+    if writer.is_done(shard.index) and (not shard.redo or writer.shard_stats(shard.index).get("revision", 0) != revision):
         return {"shard": shard.index, "skipped": True, "task_attempts": attempts, **writer.shard_stats(shard.index)}
     counters: Counter = Counter()
     t0 = time.perf_counter()
     with gpu_slot(cfg.runner.gpu_slots):
-        engine = _engine_for(cfg.caption, cfg.task.batch_timeout_s, counters)
+        engine = _engine_for(cfg.caption, counters)
         result = engine.caption_shard(shard)
-    extra = {**result.stats, **{k: int(v) for k, v in counters.items()}, "task_attempts": attempts,
-             "worker": worker_id()}
-    stats = writer.write_shard(shard.index, result.rows, result.rejects, extra_stats=extra)
-    return {"shard": shard.index, "skipped": False, "task_attempts": attempts, "worker": extra["worker"],
+    stats = engine.write_shard(writer, shard, result, extra={**{k: int(v) for k, v in counters.items()},
+                                                             "task_attempts": attempts, "worker": worker_id()})
+    return {"shard": shard.index, "skipped": False, "task_attempts": attempts, "worker": stats["extra"]["worker"],
             "seconds": round(time.perf_counter() - t0, 3), **_small(stats)}
 
 
@@ -300,6 +271,8 @@ def reject_shard_task(config: str, overrides: list[str], plan_file: str, image_r
 
     cfg = load_build_corpus_config(config, overrides)
     shard = read_shard_plan(plan_file)
+    if shard.redo:  # a redo that kept failing: the done shard stays as it was (its rejects are retried later)
+        return {"shard": shard.index, "skipped": True, "shard_failed": error[:500]}
     rejects = [d.to_reject_row() for d in shard.duplicates]
     rejects += [reject_row(image_id=image_id_from_sha256(sha) if sha else None, image_path=ref.path,
                            image_sha256=sha or None, stage="generation", reason="flow:shard_failed",
@@ -316,48 +289,58 @@ def _small(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ summary
+def _acceptance(root: Path, index: int, stats: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """``by_kind_model`` of a marker (markers written before it existed: counted from that shard's files)."""
+    if "by_kind_model" in stats:
+        return stats["by_kind_model"]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from caption_gen.corpus.writer import _by_kind_model
+
+    from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA
+
+    caps = pq.read_table(root / stats["captions_file"]) if stats.get("captions_file") else CAPTION_SCHEMA.empty_table()
+    rej = pq.read_table(root / stats["rejects_file"]) if stats.get("rejects_file") else REJECT_SCHEMA.empty_table()
+    return _by_kind_model(caps, rej) if isinstance(caps, pa.Table) else {}
+
+
 def summarize(out: str | Path, results: list[dict[str, Any]], failed: dict[int, str], plan: dict[str, Any],
               wall_s: float, name: str, failed_retries: int = 0) -> dict[str, Any]:
-    """Run summary from the corpus (acceptance by kind × model, rejects by reason) and the task results;
+    """Run summary from the done markers (per-shard stats counted by the engine and the writer: acceptance
+    by kind × model, rejects by reason, backend counters) and the task results; no caption row is re-read.
     ``failed_retries``: Prefect retries spent on shard tasks that still failed (not in ``results``)."""
-    import pyarrow.compute as pc
+    from caption_gen.corpus.manifest import read_markers, totals_from_markers
 
-    from caption_gen.corpus.reader import Corpus
-
-    corpus = Corpus.open(out)
-    caps = corpus.captions(columns=["kind", "model", "validation"])
-    rej = corpus.rejects()
+    root = Path(out).resolve()
+    markers = read_markers(root)
+    totals = totals_from_markers(markers)
     acceptance: dict[str, dict[str, int]] = {}
-    passed = pc.struct_field(caps.column("validation"), ["passed"]).to_pylist() if caps.num_rows else []
-    for kind, model, ok in zip(caps.column("kind").to_pylist(), caps.column("model").to_pylist(), passed, strict=True):
-        e = acceptance.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0})
-        e["rows"] += 1
-        e["accepted"] += int(bool(ok))
-    if rej.num_rows:
-        for kind, model in zip(rej.column("kind").to_pylist(), rej.column("model").to_pylist(), strict=True):
-            if kind is None or model is None:
-                continue  # image-level rejects (decode, duplicates, failed shards)
-            acceptance.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0})["rows"] += 1
-    by_reason = Counter(rej.column("reason").to_pylist()) if rej.num_rows else Counter()
+    for index, stats in sorted(markers.items()):
+        for key, e in _acceptance(root, index, stats).items():
+            a = acceptance.setdefault(key, {"rows": 0, "accepted": 0})
+            a["rows"] += int(e.get("rows", 0)) + int(e.get("rejects", 0))
+            a["accepted"] += int(e.get("accepted", 0))
     ran = [r for r in results if not r.get("skipped")]
     images_run = sum(int((r.get("extra") or {}).get("images", r.get("images", 0)) or 0) for r in ran)
-    counters = Counter()
+    counters: Counter = Counter()
     for r in ran:
-        extra = r.get("extra", {}) or {}  # the engine's and the deadline wrapper's counters (CorpusWriter marker)
+        extra = r.get("extra", {}) or {}  # the engine's counters, stored in the shard's done marker
         for k in ("backend_calls", "backend_errors", "backend_timeouts", "empty_outputs", "engine_loads"):
             counters[k] += int(extra.get(k, 0))
         counters["regenerated"] += sum(int(v) for a, v in (extra.get("accepted_by_attempt") or {}).items() if a != "1")
-    rows = caps.num_rows
-    accepted = sum(1 for ok in passed if ok)
+    accepted = int(totals["validation"].get("passed", 0))
     total = sum(e["rows"] for e in acceptance.values())
     return {
-        "name": name, "out": str(Path(out).resolve()), "images": plan["images"], "shards_total": plan["shards"],
-        "shards_run": len(ran), "shards_skipped": len(plan["done"]),
+        "name": name, "out": str(root), "images": plan["images"], "shards_total": plan["shards"],
+        "shards_run": len(ran), "shards_skipped": len(set(plan["done"]) - set(plan.get("redo", []))),
         "shard_indices_run": sorted(r["shard"] for r in ran), "failed_shards": sorted(failed),
+        "redone_shards": sorted(r["shard"] for r in ran if r["shard"] in set(plan.get("redo", []))),
         "failures": {str(k): v[:300] for k, v in failed.items()},
-        "rows": rows, "accepted": accepted,
-        "rejects": rej.num_rows, "acceptance_rate": accepted / total if total else 0.0, "acceptance": acceptance,
-        "rejects_by_reason": dict(by_reason),
+        "rows": int(totals["rows"]), "accepted": accepted,
+        "rejects": int(totals["rejects"]), "acceptance_rate": accepted / total if total else 0.0,
+        "acceptance": dict(sorted(acceptance.items())),
+        "rejects_by_reason": dict(totals["rejects_by_reason"]),
         "task_retries": sum(max(0, int(r.get("task_attempts", 1)) - 1) for r in results) + failed_retries,
         "backend_retries": counters["backend_errors"], **{k: counters[k] for k in
                                                           ("backend_calls", "backend_timeouts", "empty_outputs",

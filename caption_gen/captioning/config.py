@@ -40,6 +40,13 @@ class RetryPolicy(ConfigModel):
     max_temperature: float = Field(1.5, ge=0.0)
     #: re-submissions of a batch whose ``generate`` call raised, before its images are rejected.
     batch_retries: int = Field(1, ge=0)
+    #: deadline of one backend ``generate`` call in seconds; a call past it counts as a failed batch
+    #: (re-submitted, then rejected as ``generation:error``). None = no deadline.
+    call_timeout_s: float | None = Field(600.0, gt=0)
+    #: a shard whose share of ``generation:error`` jobs exceeds this is *failed*, not done (a backend
+    #: outage is not finished work): nothing of it is written and the run stops with an error naming the
+    #: cause; the rerun redoes it. Below the share the shard is done and a rerun retries only those jobs.
+    max_generation_error_share: float = Field(0.5, ge=0.0, le=1.0)
 
 
 class CaptionRunConfig(ConfigModel):

@@ -1,21 +1,34 @@
 """The captioning engine: per shard decode → requests → batched generation → validation → retry → write.
 
-Issue 3 items 3–5. For every shard of the plan (:mod:`caption_gen.captioning.plan`) that is not done yet:
+DESIGN §2–§3; ``pedes caption`` and the ``build-corpus`` flow both run it (the flow only wires its shards
+into tasks). For every shard of the plan (:mod:`caption_gen.captioning.plan`, by content against the done
+markers) that is not done yet:
 
 1. decode each image (:func:`caption_gen.images.decode.decode_image`); failures become reject rows
    (``stage="decode"``) and the run goes on; duplicate copies are rejected by the plan;
 2. for each model spec × kind, render the instruction once per image
    (:meth:`InstructionSet.render` — the TDE template / style is drawn from a seeded RNG, so reruns
    draw the same one) and build one :class:`GenerationRequest` per (image, kind, model);
-3. generate in batches of ``batch_size``; a batch whose ``generate`` call raises is re-submitted up
-   to ``retry.batch_retries`` times, then each of its captions is rejected (``stage="generation"``,
-   ``reason="generation:error"``, the exception text in ``detail``) and the run goes on;
+3. generate in batches of ``batch_size``, each backend call under one deadline (``retry.call_timeout_s``,
+   :class:`DeadlineBackend`, which also counts calls, errors, timeouts and empty outputs into the shard's
+   stats); a batch whose call raises, hangs past the deadline or returns the wrong number of results is
+   re-submitted up to ``retry.batch_retries`` times, then each of its captions is rejected
+   (``stage="generation"``, ``reason="generation:error"``, the cause in ``detail``);
+   when more than ``retry.max_generation_error_share`` of a shard's jobs end as generation errors the
+   shard is *failed* (:class:`ShardFailedError`): nothing of it is written, the run stops after
+   finalizing what is done, and a rerun redoes it;
 4. validate each text (:func:`caption_gen.validation.validate.validate_caption`); a rejected caption
    is regenerated with seed ``base + attempt - 1`` and temperature ``+ retry.temperature_bump`` per
    extra attempt (capped) up to ``retry.max_attempts`` attempts, then written to ``rejects/`` with the
    reasons of *all* attempts (``reason`` = the last attempt's first reason);
 5. write the shard's accepted rows and rejects with :meth:`CorpusWriter.write_shard` (atomic, done
    marker last). After the last shard the manifest is (re)written with :meth:`CorpusWriter.finalize`.
+
+Run fingerprint (:func:`run_fingerprint`): kinds, models, seed, styling and the sha256 of the instruction,
+template and style banks, plus the shard size, is stored in every done marker and in the manifest
+(``fingerprint``). Resuming a corpus made with other kinds/models/seed/banks is refused before any work
+(:func:`check_fingerprint`, one line naming what differs); another shard size is fine (planning is by
+content, nothing is lost).
 
 Per-caption base seed: the first 8 bytes of ``sha256(f"{seed}:{image_id}:{kind}:{model}")`` as an
 int below 2**31 — stable across reruns, machines and shard sizes.
@@ -24,6 +37,7 @@ int below 2**31 — stable across reruns, machines and shard sizes.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,7 +47,8 @@ from typing import Any
 from caption_gen.backends.base import CaptionBackend, GenerationRequest, GenerationResult
 from caption_gen.backends.spec import ModelSpec
 from caption_gen.captioning.config import CaptionRunConfig
-from caption_gen.captioning.plan import RunPlan, ShardPlan, plan_shards
+from caption_gen.captioning.plan import RunPlan, ShardPlan, plan_run
+from caption_gen.corpus.errors import CorpusError
 from caption_gen.corpus.rows import caption_row, reject_row
 from caption_gen.corpus.writer import CorpusWriter
 from pedes_core.errors import ConfigError
@@ -48,6 +63,98 @@ def caption_seed(seed: int, image_id: str, kind: str, model: str) -> int:
     """Base seed of one (image, kind, model) caption (attempt k uses base + k - 1)."""
     digest = hashlib.sha256(f"{seed}:{image_id}:{kind}:{model}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % _SEED_MODULUS
+
+
+class ShardFailedError(CorpusError):
+    """A shard whose generation errors exceed ``retry.max_generation_error_share``: not written, not done."""
+
+    def __init__(self, message: str, *, shard: int):
+        super().__init__(message)
+        self.shard = shard
+
+
+#: counters a :class:`DeadlineBackend` adds to the shard stats.
+CALL_COUNTERS: tuple[str, ...] = ("backend_calls", "backend_errors", "backend_timeouts", "empty_outputs")
+
+
+class DeadlineBackend:
+    """A backend seen through the per-call deadline, counting calls, failed calls, timeouts and empty texts.
+
+    The call runs in a helper thread; past ``timeout_s`` the caller gets ``TimeoutError`` (the engine then
+    re-submits or rejects the batch) while the stuck call is abandoned in its daemon thread."""
+
+    def __init__(self, inner: CaptionBackend, timeout_s: float | None, counters: Counter | None = None):
+        self.inner = inner
+        self.name = inner.name
+        self.timeout_s = timeout_s
+        self.counters: Counter = counters if counters is not None else Counter()
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.counters["backend_calls"] += 1
+        try:
+            if self.timeout_s is None:
+                results = self.inner.generate(requests)
+            else:
+                box: dict[str, Any] = {}
+
+                def call() -> None:
+                    try:
+                        box["results"] = self.inner.generate(requests)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        box["error"] = exc
+
+                worker = threading.Thread(target=call, name="pedes-backend-call", daemon=True)
+                worker.start()
+                worker.join(self.timeout_s)
+                if worker.is_alive():
+                    self.counters["backend_timeouts"] += 1
+                    raise TimeoutError(f"backend {self.name!r} did not answer within {self.timeout_s:g} s")
+                if "error" in box:
+                    raise box["error"]
+                results = box["results"]
+        except Exception:
+            self.counters["backend_errors"] += 1
+            raise
+        self.counters["empty_outputs"] += sum(1 for r in results if not (getattr(r, "text", "") or "").strip())
+        return results
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _bank_sha(path: Any) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except (OSError, TypeError):
+        return None
+
+
+#: fingerprint fields a resume must match (``shard_size`` may differ: planning is by content).
+FINGERPRINT_MUST_MATCH: tuple[str, ...] = ("kinds", "models", "seed", "styled", "banks")
+
+
+def run_fingerprint(cfg: CaptionRunConfig, instructions: InstructionSet | None) -> dict[str, Any]:
+    """What decides which rows a run produces (module docstring)."""
+    banks = {}
+    if instructions is not None:
+        banks = {name: _bank_sha(path) for name, path in sorted(instructions.sources.items())}
+    return {"shard_size": cfg.shard_size, "kinds": list(cfg.kinds), "models": [m.label for m in cfg.models],
+            "seed": cfg.seed, "styled": cfg.styled, "banks": banks}
+
+
+def check_fingerprint(out: Any, current: dict[str, Any], markers: dict[int, dict[str, Any]]) -> None:
+    """Refuse (ConfigError, exit 2) to resume a corpus whose done shards were made with other settings."""
+    for index, stats in sorted(markers.items()):
+        old = (stats.get("extra") or {}).get("fingerprint")
+        if not old:
+            continue
+        diffs = [f"{k} {old.get(k)!r} -> {current.get(k)!r}" for k in FINGERPRINT_MUST_MATCH
+                 if k in old and old.get(k) != current.get(k)]
+        if diffs:
+            raise ConfigError(
+                f"corpus {out}: done shard {index} was captioned with other settings ({'; '.join(diffs)}); "
+                "resume with the same settings, or write to a new --out")
 
 
 @dataclass
@@ -119,22 +226,30 @@ class CaptionEngine:
 
         Any problem (unknown kind, bad template, missing model folder) raises :class:`ConfigError`."""
         cfg = self.cfg
-        self.instructions = InstructionSet.load(cfg.instructions, cfg.templates, cfg.style_bank)
-        self.instructions.check_kinds(cfg.kinds, styled=cfg.styled)
-        for kind in cfg.kinds:
-            cfg.validation.for_kind(kind)
+        self.load_instructions()
         from caption_gen.backends.factory import build_backend
 
         for spec in cfg.models:
             self.backends[spec.label] = self._given.get(spec.label) or build_backend(spec)
 
+    def load_instructions(self) -> None:
+        """Load and check the instruction/template/style banks and the kinds (no backend is built)."""
+        cfg = self.cfg
+        self.instructions = InstructionSet.load(cfg.instructions, cfg.templates, cfg.style_bank)
+        self.instructions.check_kinds(cfg.kinds, styled=cfg.styled)
+        for kind in cfg.kinds:
+            cfg.validation.for_kind(kind)
+
     # ------------------------------------------------------------------------------ one shard
-    def _jobs(self, images: Sequence[DecodedImage], spec: ModelSpec) -> list[_Job]:
+    def _jobs(self, images: Sequence[DecodedImage], spec: ModelSpec,
+              only: dict[str, tuple[tuple[str, str], ...]] | None = None) -> list[_Job]:
         assert self.instructions is not None
         s = self.cfg.sampling
         jobs = []
         for kind in self.cfg.kinds:
             for img in images:
+                if only is not None and (kind, spec.label) not in only.get(img.ref.path, ()):
+                    continue
                 instr = self.instructions.render(kind, image_id=img.image_id, seed=self.cfg.seed, styled=self.cfg.styled)
                 d = instr.sampling
                 jobs.append(_Job(
@@ -190,12 +305,14 @@ class CaptionEngine:
             detail=detail, caption=job.last_text, attempt=job.attempt,
         )
 
-    def _caption_model(self, spec: ModelSpec, images: Sequence[DecodedImage]) -> tuple[list[dict], list[dict], Counter]:
-        backend = self.backends[spec.label]
+    def _caption_model(self, spec: ModelSpec, images: Sequence[DecodedImage],
+                       only: dict[str, tuple[tuple[str, str], ...]] | None = None,
+                       counters: Counter | None = None) -> tuple[list[dict], list[dict], Counter]:
+        backend = DeadlineBackend(self.backends[spec.label], self.cfg.retry.call_timeout_s, counters)
         rows: list[dict] = []
         rejects: list[dict] = []
         attempts: Counter = Counter()
-        pending = self._jobs(images, spec)
+        pending = self._jobs(images, spec, only)
         bs = self.cfg.batch_size
         for attempt in range(1, self.cfg.retry.max_attempts + 1):
             if not pending:
@@ -247,7 +364,10 @@ class CaptionEngine:
         return self._reject(job, stage, last[0], all_reasons, detail)
 
     def caption_shard(self, shard: ShardPlan) -> ShardResult:
-        """Decode, caption and validate one shard (nothing is written)."""
+        """Decode, caption and validate one shard (nothing is written).
+
+        Raises :class:`ShardFailedError` when the share of generation errors exceeds
+        ``retry.max_generation_error_share``."""
         t0 = time.perf_counter()
         rejects: list[dict] = [d.to_reject_row() for d in shard.duplicates]
         images: list[DecodedImage] = []
@@ -255,60 +375,110 @@ class CaptionEngine:
             try:
                 images.append(decode_image(ref, max_pixels=self.cfg.max_image_pixels))
             except ImageRejected as rej:
-                rejects.append(rej.to_reject_row(ref, rej.sha256 or sha or None))
+                if not shard.redo:  # a redone image decoded before; its earlier rows stay
+                    rejects.append(rej.to_reject_row(ref, rej.sha256 or sha or None))
         n_bad = len(rejects)
-        self.progress(n_bad, 0, n_bad)
+        if not shard.redo:
+            self.progress(n_bad, 0, n_bad)
         rows: list[dict] = []
         attempts: Counter = Counter()
+        counters: Counter = Counter({k: 0 for k in CALL_COUNTERS})
         t_gen = time.perf_counter()
         for spec in self.cfg.models:
-            r, j, a = self._caption_model(spec, images)
+            r, j, a = self._caption_model(spec, images, shard.jobs, counters)
             rows.extend(r)
             rejects.extend(j)
             attempts.update(a)
-        self.progress(len(images), len(rows), len(rejects) - n_bad)
+        n_jobs = len(rows) + len(rejects) - n_bad
+        n_errors = sum(1 for r in rejects if r.get("reason") == "generation:error")
+        share = self.cfg.retry.max_generation_error_share
+        if n_jobs and n_errors / n_jobs > share:
+            first = next(r.get("detail") for r in rejects if r.get("reason") == "generation:error")
+            raise ShardFailedError(
+                f"shard {shard.index} failed: {n_errors} of {n_jobs} captions hit backend errors "
+                f"({100 * n_errors / n_jobs:.0f}% > retry.max_generation_error_share {share:g}), e.g. {first}; "
+                "the shard is not done — rerun when the backend is back", shard=shard.index)
+        self.progress(0 if shard.redo else len(images), len(rows), len(rejects) - n_bad)
         stats = {
             "images": shard.size, "decoded": len(images), "seconds": round(time.perf_counter() - t0, 3),
             "generation_seconds": round(time.perf_counter() - t_gen, 3),
             "accepted_by_attempt": {str(k): v for k, v in sorted(attempts.items())},
+            "regenerated": sum(v for k, v in attempts.items() if k > 1),
+            "generation_errors": n_errors, **{k: int(v) for k, v in counters.items()},
+            "fingerprint": run_fingerprint(self.cfg, self.instructions),
         }
+        if shard.redo:
+            stats["redo_jobs"] = n_jobs
         return ShardResult(shard.index, rows, rejects, stats)
 
-    # ------------------------------------------------------------------------------- the run
-    def plan(self) -> RunPlan:
-        return plan_shards(self.cfg.images, shard_size=self.cfg.shard_size, image_root=self.cfg.image_root)
+    def write_shard(self, writer: CorpusWriter, shard: ShardPlan, result: ShardResult,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write a captioned shard (a redo replaces the done shard, see ``CorpusWriter.write_shard``)."""
+        return writer.write_shard(shard.index, result.rows, result.rejects, extra_stats={**result.stats, **(extra or {})},
+                                  redo=shard.jobs)
 
-    def run(self, plan: RunPlan | None = None, *, on_plan: Callable[[RunPlan, set[int]], None] | None = None) -> RunSummary:
-        """Caption every shard that is not done yet, then finalize the manifest."""
+    # ------------------------------------------------------------------------------- the run
+    def plan(self, markers: dict[int, dict[str, Any]] | None = None) -> RunPlan:
+        """The shards still to run against the done ``markers`` of ``cfg.out`` (:mod:`~caption_gen.captioning.plan`)."""
+        cfg = self.cfg
+        return plan_run(cfg.images, shard_size=cfg.shard_size, image_root=cfg.image_root, root=cfg.out,
+                        markers=markers, jobs=[(k, m.label) for m in cfg.models for k in cfg.kinds])
+
+    def check_resume(self, markers: dict[int, dict[str, Any]]) -> None:
+        """Refuse to resume a corpus made with other settings (:func:`check_fingerprint`)."""
+        check_fingerprint(self.cfg.out, run_fingerprint(self.cfg, self.instructions), markers)
+
+    def run(self, plan: RunPlan | None = None, *, on_plan: Callable[[RunPlan, set[int]], None] | None = None,
+            on_locked: Callable[[], None] | None = None) -> RunSummary:
+        """Caption every shard that is not done yet, then finalize the manifest.
+
+        ``on_locked`` runs once the corpus lock is held, before anything is written (e.g. saving the
+        resolved config: a run refused by the lock must not overwrite the running run's files)."""
+        from caption_gen.corpus.manifest import read_markers
+
         t0 = time.perf_counter()
         cfg = self.cfg
         if self.instructions is None:
             self.prepare()
-        plan = plan or self.plan()
-        if plan.total_images == 0:
-            raise ConfigError(f"images: no images found in {cfg.images}")
         accepted = rejected = written = skipped = images = 0
-        with CorpusWriter(cfg.out, image_root=plan.image_root) as writer:
-            done = writer.done_shards()
+        failure: ShardFailedError | None = None
+        with CorpusWriter(cfg.out, image_root=cfg.image_root) as writer:
+            markers = read_markers(writer.root)
+            self.check_resume(markers)
+            plan = plan or self.plan(markers)
+            if plan.total_images == 0:
+                raise ConfigError(f"images: no images found in {cfg.images}")
+            if writer.image_root is None:
+                writer.image_root = plan.image_root
+            if on_locked is not None:
+                on_locked()
+            done = set(markers)
+            skipped = len(done)
             if on_plan is not None:
                 on_plan(plan, done)
             for shard in plan.shards:
-                if shard.index in done:
-                    skipped += 1
+                if shard.index in done and not shard.redo:
                     continue
-                result = self.caption_shard(shard)
-                writer.write_shard(shard.index, result.rows, result.rejects, extra_stats=result.stats)
+                try:
+                    result = self.caption_shard(shard)
+                except ShardFailedError as exc:
+                    failure = exc  # stop here: an outage would fail every later shard the same way
+                    break
+                self.write_shard(writer, shard, result)
                 written += 1
-                images += shard.size
+                images += 0 if shard.redo else shard.size
                 accepted += len(result.rows)
                 rejected += len(result.rejects)
             manifest = writer.finalize(
                 name=cfg.corpus_name, config=redacted_config(cfg), models=[m.label for m in cfg.models],
                 banks=self._banks(), description=cfg.description,
                 sources=[{"images": cfg.images, "image_root": plan.image_root, "images_found": plan.total_images}],
+                fingerprint=run_fingerprint(cfg, self.instructions),
             )
-        return RunSummary(str(cfg.out), len(plan.shards), written, skipped, images, accepted, rejected,
-                          time.perf_counter() - t0, manifest)
+        if failure is not None:
+            raise failure
+        return RunSummary(str(cfg.out), len(done | {s.index for s in plan.shards}), written, skipped, images,
+                          accepted, rejected, time.perf_counter() - t0, manifest)
 
     def _banks(self) -> dict[str, str]:
         assert self.instructions is not None

@@ -27,3 +27,7 @@ class ShardSchemaError(CorpusError, ValueError):
 
 class CorruptCorpusFileError(CorpusError, ValueError):
     """A corpus file (done marker, manifest, shard) cannot be parsed."""
+
+
+class CorpusWriteError(CorpusError):
+    """A corpus file could not be written (disk full, permissions); names the path, leaves no partial file."""

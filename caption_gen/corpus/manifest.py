@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from caption_gen.corpus.errors import CorruptCorpusFileError
+from caption_gen.corpus.errors import CorpusWriteError, CorruptCorpusFileError
 from caption_gen.corpus.schema import ROW_KEY, SCHEMA_VERSION
 
 MANIFEST_NAME = "corpus.json"
@@ -31,12 +31,18 @@ _HASH_CHUNK = 1 << 20
 _GIT_TIMEOUT_S = 5
 
 
-def captions_name(shard: int) -> str:
-    return f"{SHARDS_DIR}/captions-{shard:05d}.parquet"
+def _revision(revision: int) -> str:
+    return f".r{revision}" if revision else ""
 
 
-def rejects_name(shard: int) -> str:
-    return f"{REJECTS_DIR}/rejects-{shard:05d}.parquet"
+def captions_name(shard: int, revision: int = 0) -> str:
+    """``shards/captions-NNNNN.parquet``; a redone shard's files carry ``.rK`` (never the old file's name,
+    so the done marker stays the single commit point)."""
+    return f"{SHARDS_DIR}/captions-{shard:05d}{_revision(revision)}.parquet"
+
+
+def rejects_name(shard: int, revision: int = 0) -> str:
+    return f"{REJECTS_DIR}/rejects-{shard:05d}{_revision(revision)}.parquet"
 
 
 def marker_name(shard: int) -> str:
@@ -60,10 +66,26 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def write_failed(path: Path, exc: OSError) -> CorpusWriteError:
+    """The one-line error of a failed write (the temporary file is already removed)."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    why = exc.strerror or str(exc)
+    hint = "; the disk is full: free space and rerun (done shards are kept)" if exc.errno == errno.ENOSPC else ""
+    return CorpusWriteError(f"cannot write {path}: {why}{f' ({name})' if name else ''}{hint}; nothing partial was left")
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary sibling and rename; on any OSError (e.g. ENOSPC) the temporary file
+    is removed and :class:`CorpusWriteError` names ``path``."""
     tmp = temp_path(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -106,12 +128,13 @@ def read_markers(root: Path) -> dict[int, dict[str, Any]]:
     for p in sorted(done.iterdir()):
         if is_temp_name(p.name) or p.suffix != ".json" or not p.stem.isdigit():
             continue
+        hint = f"redo the shard with: pedes corpus redo-shard {root} {int(p.stem)}"
         try:
             out[int(p.stem)] = json.loads(p.read_text())
         except ValueError as exc:
-            raise CorruptCorpusFileError(f"done marker {p} is not valid JSON ({exc})") from exc
+            raise CorruptCorpusFileError(f"done marker {p} of shard {int(p.stem)} is not valid JSON ({exc}); {hint}") from None
         if not isinstance(out[int(p.stem)], dict):
-            raise CorruptCorpusFileError(f"done marker {p} does not hold a JSON object")
+            raise CorruptCorpusFileError(f"done marker {p} of shard {int(p.stem)} does not hold a JSON object; {hint}")
     return out
 
 
@@ -156,8 +179,11 @@ def build_manifest(
     sources: list[dict] | None = None,
     images: int | None = None,
     previous: dict | None = None,
+    fingerprint: dict | None = None,
 ) -> dict[str, Any]:
-    """The ``corpus.json`` content. ``previous`` (an older manifest) keeps the original ``created_at``."""
+    """The ``corpus.json`` content. ``previous`` (an older manifest) keeps the original ``created_at``;
+    ``fingerprint``: the settings that decide the rows (kinds, models, seed, banks, shard size), checked
+    on resume and by ``pedes corpus validate --images`` (kept from ``previous`` when not given)."""
     shards = [
         {"shard": i, "path": s["captions_file"], "rows": s["rows"], "sha256": s["captions_sha256"]}
         for i, s in sorted(markers.items())
@@ -186,6 +212,7 @@ def build_manifest(
         "models": sorted(models) if models is not None else sorted(totals["by_model"]),
         "banks": dict(sorted((banks or {}).items())),
         "sources": sources or [],
+        "fingerprint": fingerprint if fingerprint is not None else (previous or {}).get("fingerprint"),
         "shards": shards,
         "rejects": rejects,
         "done_shards": sorted(markers),

@@ -26,6 +26,11 @@ SCHEMA_VERSION = "1.0"
 
 ROW_KEY: tuple[str, ...] = ("image_id", "kind", "model", "template_id", "style_id")
 
+#: reject reasons that mean "never generated" (the backend failed; the text was never judged): a rerun
+#: generates these jobs again (:mod:`caption_gen.captioning.plan`). Every other reject is final
+#: (validation, decode, discovery, and ``flow:shard_failed``, which ``on_shard_failure: reject`` chose).
+RETRYABLE_REASONS: frozenset[str] = frozenset({"generation:error"})
+
 #: Caption kinds known to the store. ``human`` = imported ground truth.
 KINDS: tuple[str, ...] = ("static", "dynamic", "identity", "clothing", "human")
 

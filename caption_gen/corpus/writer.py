@@ -24,7 +24,7 @@ from caption_gen.corpus import manifest as mf
 from caption_gen.corpus.card import render_card
 from caption_gen.corpus.errors import CorpusError, ShardSchemaError
 from caption_gen.corpus.lock import CorpusLock
-from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA, ROW_KEY, SCHEMA_VERSION
+from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA, RETRYABLE_REASONS, ROW_KEY, SCHEMA_VERSION
 
 PARQUET_COMPRESSION = "zstd"
 _MAX_REPORTED = 5
@@ -116,10 +116,28 @@ def _value_counts(col: pa.ChunkedArray) -> dict[str, int]:
     return dict(sorted((str(v), int(c)) for v, c in zip(vc.field(0).to_pylist(), vc.field(1).to_pylist(), strict=True)))
 
 
+def _by_kind_model(captions: pa.Table, rejects: pa.Table) -> dict[str, dict[str, int]]:
+    """``"kind|model"`` → rows, accepted (validation passed) and rejects (image-level rejects not counted)."""
+    out: dict[str, dict[str, int]] = {}
+    if captions.num_rows:
+        passed = pc.struct_field(captions.column("validation"), ["passed"]).to_pylist()
+        for kind, model, ok in zip(captions.column("kind").to_pylist(), captions.column("model").to_pylist(),
+                                   passed, strict=True):
+            e = out.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0, "rejects": 0})
+            e["rows"] += 1
+            e["accepted"] += int(bool(ok))
+    if rejects.num_rows:
+        for kind, model in zip(rejects.column("kind").to_pylist(), rejects.column("model").to_pylist(), strict=True):
+            if kind is not None and model is not None:
+                out.setdefault(f"{kind}|{model}", {"rows": 0, "accepted": 0, "rejects": 0})["rejects"] += 1
+    return dict(sorted(out.items()))
+
+
 def shard_stats(captions: pa.Table, rejects: pa.Table) -> dict[str, Any]:
     passed = pc.struct_field(captions.column("validation"), ["passed"]) if captions.num_rows else None
     n_passed = int(pc.sum(passed).as_py() or 0) if passed is not None else 0
     return {
+        "by_kind_model": _by_kind_model(captions, rejects),
         "rows": captions.num_rows,
         "rejects": rejects.num_rows,
         "images": int(pc.count_distinct(captions.column("image_id")).as_py()) if captions.num_rows else 0,
@@ -176,10 +194,30 @@ class CorpusWriter:
     def _write_parquet(self, table: pa.Table, rel: str) -> str:
         final = self.root / rel
         tmp = mf.temp_path(final)
-        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
-        digest = mf.sha256_file(tmp)
-        tmp.replace(final)
+        try:
+            pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
+            digest = mf.sha256_file(tmp)
+            tmp.replace(final)
+        except OSError as exc:  # e.g. ENOSPC: no partial file stays, the shard is not done
+            tmp.unlink(missing_ok=True)
+            raise mf.write_failed(final, exc) from None
         return digest
+
+    def _redo_tables(self, shard: int, redo: dict[str, tuple[tuple[str, str], ...]]) -> tuple[pa.Table, pa.Table, int]:
+        """The done shard's kept rows and rejects (retryable rejects of the redone jobs dropped), its revision."""
+        old = self.shard_stats(shard)
+        captions = (pq.read_table(self.root / old["captions_file"], schema=CAPTION_SCHEMA)
+                    if old.get("captions_file") else CAPTION_SCHEMA.empty_table())
+        rejects = (pq.read_table(self.root / old["rejects_file"], schema=REJECT_SCHEMA)
+                   if old.get("rejects_file") else REJECT_SCHEMA.empty_table())
+        keep = []
+        for r in zip(rejects.column("image_path").to_pylist(), rejects.column("reason").to_pylist(),
+                     rejects.column("kind").to_pylist(), rejects.column("model").to_pylist(), strict=True):
+            path, reason, kind, model = r
+            jobs = redo.get(path)
+            redone = jobs is not None and reason in RETRYABLE_REASONS and (kind is None or (kind, model) in jobs)
+            keep.append(not redone)
+        return captions, rejects.filter(pa.array(keep, type=pa.bool_())), int(old.get("revision", 0)) + 1
 
     def write_shard(
         self,
@@ -187,19 +225,30 @@ class CorpusWriter:
         rows: Iterable[dict] | pa.Table,
         rejects: Iterable[dict] | pa.Table = (),
         extra_stats: dict | None = None,
+        redo: dict[str, tuple[tuple[str, str], ...]] | None = None,
     ) -> dict[str, Any]:
         """Write one shard (captions + rejects, then its done marker) and return its stats.
 
         Idempotent: a shard already done is left untouched and its stored stats are returned.
         Raises :class:`ShardSchemaError` naming the column for rows that do not fit the schema,
         or the first repeated row key within the shard.
+
+        ``redo`` (image path → (kind, model) jobs generated again, see :mod:`caption_gen.captioning.plan`)
+        replaces a done shard: its rows and final rejects are kept, the retryable rejects of those jobs
+        are replaced by ``rows`` / ``rejects``; the new files get the next revision name and the marker
+        is replaced last (the commit point; the old files become orphans removed by :meth:`finalize`).
         """
         if not isinstance(shard, int) or shard < 0:
             raise ValueError(f"shard index must be a non-negative int, got {shard!r}")
-        if self.is_done(shard):
+        revision = 0
+        if self.is_done(shard) and redo is None:
             return self.shard_stats(shard)
         captions = _rows_to_table(rows, CAPTION_SCHEMA, f"shard {shard} captions")
         reject_table = _rows_to_table(rejects, REJECT_SCHEMA, f"shard {shard} rejects")
+        if redo is not None and self.is_done(shard):
+            kept_caps, kept_rej, revision = self._redo_tables(shard, redo)
+            captions = pa.concat_tables([kept_caps, captions])
+            reject_table = pa.concat_tables([kept_rej, reject_table])
         n_dup, examples = duplicate_keys(captions)
         if n_dup:
             raise ShardSchemaError(
@@ -210,11 +259,13 @@ class CorpusWriter:
         stats["captions_file"] = stats["captions_sha256"] = None
         stats["rejects_file"] = stats["rejects_sha256"] = None
         if captions.num_rows:
-            stats["captions_sha256"] = self._write_parquet(captions, mf.captions_name(shard))
-            stats["captions_file"] = mf.captions_name(shard)
+            stats["captions_sha256"] = self._write_parquet(captions, mf.captions_name(shard, revision))
+            stats["captions_file"] = mf.captions_name(shard, revision)
         if reject_table.num_rows:
-            stats["rejects_sha256"] = self._write_parquet(reject_table, mf.rejects_name(shard))
-            stats["rejects_file"] = mf.rejects_name(shard)
+            stats["rejects_sha256"] = self._write_parquet(reject_table, mf.rejects_name(shard, revision))
+            stats["rejects_file"] = mf.rejects_name(shard, revision)
+        if revision:
+            stats["revision"] = revision
         stats["extra"] = extra_stats or {}
         stats["written_at"] = mf.utc_now_iso()
         self._write_marker(shard, stats)
@@ -256,6 +307,7 @@ class CorpusWriter:
         banks: dict[str, str] | None = None,
         description: str | None = None,
         sources: list[dict] | None = None,
+        fingerprint: dict | None = None,
     ) -> dict[str, Any]:
         """Check row-key uniqueness across done shards, write ``corpus.json`` and ``README.md``.
 
@@ -288,6 +340,7 @@ class CorpusWriter:
             sources=sources,
             images=n_images,
             previous=mf.read_manifest(self.root),
+            fingerprint=fingerprint,
         )
         mf.write_json_atomic(self.root / mf.MANIFEST_NAME, manifest)
         mf.write_bytes_atomic(self.root / mf.CARD_NAME, render_card(manifest).encode())

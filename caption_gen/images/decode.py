@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -93,12 +95,30 @@ class DecodedImage:
     height: int
 
 
+class NotARegularFile(OSError):
+    """A local path that is a FIFO, socket, device or folder: never opened (a FIFO blocks ``open``)."""
+
+
 def _open_binary(uri: str):
     if "://" in uri:
         import fsspec
 
         return fsspec.open(uri, "rb").open()
+    try:
+        mode = os.stat(uri).st_mode
+    except FileNotFoundError:
+        raise
+    if not stat.S_ISREG(mode):
+        raise NotARegularFile(f"{uri}: not a regular file ({_file_type(mode)})")
     return open(uri, "rb")
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory")):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def hash_file(uri: str) -> str:
@@ -116,6 +136,8 @@ def _read_bytes(ref: ImageRef, max_bytes: int) -> bytes:
             data = fh.read(max_bytes + 1)
     except FileNotFoundError as exc:
         raise ImageRejected("decode:missing", f"{ref.uri}: no such file", ref=ref) from exc
+    except NotARegularFile as exc:
+        raise ImageRejected("discovery:not_a_file", str(exc), ref=ref) from exc
     except (OSError, ValueError) as exc:
         raise ImageRejected("decode:unreadable", f"{ref.uri}: {exc}", ref=ref) from exc
     if len(data) > max_bytes:
@@ -245,7 +267,9 @@ def find_duplicates(refs: Iterable[ImageRef]) -> tuple[list[tuple[ImageRef, str]
     """Hash every ref (no decoding): ``(unique (ref, sha256) in order, duplicate rejects)``.
 
     For splitting work into shards before decoding: the first path (in the given order) of each
-    content wins; unreadable files are kept in ``unique`` with an empty hash so decode rejects them.
+    content wins; unreadable files are kept in ``unique`` with an empty hash so decode rejects them;
+    a FIFO, socket or device with an image name (never opened: reading a FIFO blocks) is returned among
+    the rejects as ``discovery:not_a_file``.
     """
     seen: dict[str, str] = {}
     unique: list[tuple[ImageRef, str]] = []
@@ -253,6 +277,9 @@ def find_duplicates(refs: Iterable[ImageRef]) -> tuple[list[tuple[ImageRef, str]
     for ref in refs:
         try:
             sha = hash_file(ref.uri)
+        except NotARegularFile as exc:
+            dups.append(ImageRejected("discovery:not_a_file", str(exc), ref=ref))
+            continue
         except (OSError, ValueError):
             unique.append((ref, ""))
             continue

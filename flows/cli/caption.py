@@ -1,4 +1,4 @@
-"""``pedes caption``: caption an image folder into a Parquet corpus (issue 3 item 5)."""
+"""``pedes caption``: caption an image folder into a Parquet corpus (DESIGN §2–§3; README "Command line")."""
 
 from __future__ import annotations
 
@@ -48,16 +48,18 @@ def caption(
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     engine = CaptionEngine(cfg)
     engine.prepare()  # every config / model / template problem surfaces here, before generation
-    # next to the corpus folder (the corpus validator allows no extra files in its root); the manifest
-    # also records the same config under "config"
-    save_resolved(cfg, cfg.out.parent, name=f"{cfg.out.name}.config.resolved.yaml")
     with CaptionProgress(enabled=cfg.progress, console=console) as bar:
         engine.progress = bar.update
 
         def on_plan(plan, done):  # type: ignore[no-untyped-def]
-            bar.set_total(plan.total_images, sum(s.size for s in plan.shards if s.index in done))
+            bar.set_total(plan.total_images, plan.covered)
 
-        summary = engine.run(on_plan=on_plan)
+        def on_locked() -> None:
+            # next to the corpus folder (the corpus validator allows no extra files in its root); only
+            # once this run holds the corpus lock, so a refused run leaves the running run's copy alone
+            save_resolved(cfg, cfg.out.parent, name=f"{cfg.out.name}.config.resolved.yaml")
+
+        summary = engine.run(on_plan=on_plan, on_locked=on_locked)
     console.print(
         f"corpus {summary.corpus}: {summary.shards_written} shard(s) written, {summary.shards_skipped} already done; "
         f"{summary.images} images, {summary.accepted} captions accepted, {summary.rejected} rejected "

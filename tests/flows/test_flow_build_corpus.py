@@ -139,7 +139,7 @@ def test_injected_backend_faults_end_as_rejects_with_retry_counts(tmp_path, synt
     monkeypatch.setattr(CaptionEngine, "caption_shard", flaky_shard)
     out = tmp_path / "corpus"
     cfg = stub_config_writer(tmp_path / "bc.yaml", synth_small / "imgs", out, kinds=["static"],
-                             retry={"max_attempts": 2, "batch_retries": 1})
+                             retry={"max_attempts": 2, "batch_retries": 1, "max_generation_error_share": 1.0})
     data = yaml.safe_load(cfg.read_text())
     data["task"]["batch_timeout_s"] = 0.5
     cfg.write_text(yaml.safe_dump(data))
@@ -163,11 +163,17 @@ def test_injected_backend_faults_end_as_rejects_with_retry_counts(tmp_path, synt
 
     monkeypatch.setattr(CaptionEngine, "caption_shard", real_shard)
     monkeypatch.setattr(StubBackend, "generate", real_generate)
+    error_shards = {i for i, m in corpus.markers.items() if m["rejects_by_reason"].get("generation:error")}
     redo = run_flow("build-corpus", cfg)
-    assert redo["shard_indices_run"] == [5] and redo["failed_shards"] == []
+    # shard 5 (never done) runs; the done shards holding generation errors are redone for those jobs only
+    assert redo["shard_indices_run"] == sorted({5} | error_shards) and redo["failed_shards"] == []
+    assert redo["redone_shards"] == sorted(error_shards) and len(error_shards) == 2
     _assert_valid(out)
-    captioned = set(Corpus.open(out).captions(columns=["image_id"]).column("image_id").to_pylist())
-    assert captioned | set(details) == {_image_id(p) for p in imgs}
+    corpus = Corpus.open(out)
+    captioned = corpus.captions(columns=["image_id"]).column("image_id").to_pylist()
+    assert len(captioned) == len(set(captioned))
+    assert set(captioned) == {_image_id(p) for p in imgs} - {empty}  # the validation reject is final
+    assert corpus.rejects().column("reason").to_pylist() == ["validation:empty"]
 
 
 def test_second_concurrent_run_is_refused_by_the_lock(tmp_path, synth_small, stub_config_writer, monkeypatch,

@@ -133,7 +133,7 @@ def test_rejected_captions_regenerated_with_new_seed_and_temperature(engine_imag
 
 def test_reject_after_max_attempts_keeps_all_reasons(engine_images, tmp_path):
     flaky = FlakyBackend("stub-a", bad_attempts={1}, error_attempts={2})
-    cfg = _cfg(engine_images, tmp_path / "c", kinds=["identity"], retry={"max_attempts": 2})
+    cfg = _cfg(engine_images, tmp_path / "c", kinds=["identity"], retry={"max_attempts": 2, "max_generation_error_share": 1.0})
     run_captioning(cfg, backends={"stub-a": flaky})
     rej = Corpus.open(tmp_path / "c").rejects().to_pandas()
     assert len(rej) == 12 and set(rej["stage"]) == {"generation"} and (rej["attempt"] == 2).all()
