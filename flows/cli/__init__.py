@@ -38,6 +38,7 @@ def _register() -> None:
     from flows.cli import flow  # noqa: F401
     from flows.cli import caption  # noqa: F401
     from flows.cli import corpus_formats  # noqa: F401
+    from flows.cli import export  # noqa: F401
 
 
 _register()
