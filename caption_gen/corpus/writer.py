@@ -343,5 +343,5 @@ class CorpusWriter:
             fingerprint=fingerprint,
         )
         mf.write_json_atomic(self.root / mf.MANIFEST_NAME, manifest)
-        mf.write_bytes_atomic(self.root / mf.CARD_NAME, render_card(manifest).encode())
+        mf.write_bytes_atomic(self.root / mf.CARD_NAME, render_card(manifest, self.root).encode())
         return manifest
