@@ -79,7 +79,15 @@ class DataConfig(ConfigModel):
     ``batch_size`` is per process and micro-step; the optimizer step sees
     ``batch_size × world_size × engine.accumulation_steps`` samples. ``sampler: pk`` draws
     ``batch_size / pk_instances`` identities with ``pk_instances`` samples each (benchmarks);
-    ``random`` is a shuffled permutation (the corpus: every image is its own identity)."""
+    ``random`` is a shuffled permutation (the corpus: every image is its own identity).
+
+    ``captions_per_epoch`` (corpus sources only): ``all`` visits every accepted caption of every image in
+    each epoch (one sample per caption, seed 002 §4.2's 30 epochs = 30 passes over every caption, as the
+    official MLLM4Text-ReID code); ``one`` uses one caption per image per epoch, rotating over the
+    captions (an epoch is then an image pass; NAM scores a caption only every ``n`` epochs). The
+    default stays ``one`` (an image pass) for recipes written before the option; the pretraining
+    recipe sets ``all``. Benchmark sources are always one sample per (image, caption) pair (the option
+    does not apply to them; the run's ``results.json`` ``data`` block records it for corpora only)."""
 
     corpus: CorpusSourceConfig | None = None
     benchmark: BenchmarkSourceConfig | None = None
@@ -92,6 +100,7 @@ class DataConfig(ConfigModel):
     # faster (no re-import per epoch); ``spawn`` for macOS/Windows.
     worker_start_method: Literal["forkserver", "fork", "spawn"] = "forkserver"
     sampler: Literal["random", "pk"] = "random"
+    captions_per_epoch: Literal["all", "one"] = "one"
     pk_instances: int = Field(2, ge=1)
     val_fraction: float = Field(0.05, ge=0, lt=1)  # held-out share when the source has no val split
     val_max_images: int = Field(1000, ge=1)  # cap of the validation gallery (selection cost)

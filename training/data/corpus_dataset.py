@@ -29,9 +29,19 @@ description as lacking descriptions (``missing_descriptions: error`` stops with 
 key, ``skip`` drops the terms needing it for that batch). ``index.json`` records how many images lack
 each kind (``CorpusIndex.missing_descriptions``; the engine logs it).
 
-Sampling: the dataset yields *images*; each image is its own identity (seed 002 §3.3). In epoch
-``e`` image ``i`` with ``n`` captions uses caption ``(e + i) mod n``: deterministic, and over ``n``
-consecutive epochs every caption (hence every kind: static, dynamic, ...) of an image is used once.
+Sampling (``captions_per_epoch``; each image is its own identity, seed 002 §3.3):
+
+* ``all`` — the dataset yields one item per (image, caption): an epoch visits every accepted caption of
+  every training image once, as the paper's recipe does (30 epochs = 30 passes over every caption; the
+  official MLLM4Text-ReID code builds one sample per caption, ``datasets/luperson.py``). An image with
+  ``n`` captions is seen ``n`` times per epoch, each time with another caption and its own augmentation
+  draw; its captions may share a batch (SDM treats them as positives through ``person_id``). Item ``k``
+  maps to (split image, caption) through the cumulative caption counts of the split (8 bytes per image,
+  no per-caption array).
+* ``one`` — the dataset yields *images*: in epoch ``e`` image ``i`` with ``n`` captions uses caption
+  ``(e + i) mod n``, so every caption (hence every kind) of an image is used once over ``n`` consecutive
+  epochs. NAM then masks a caption from the ``r`` it got ``n`` epochs earlier (the store keeps each
+  caption's latest ``r``), and with ``p`` during the first ``n`` epochs.
 
 Validation split (model selection, never test): images whose id hashes below ``val_fraction``
 (capped at ``val_max_images``) are held out.
@@ -249,11 +259,15 @@ class CorpusIndex:
         return q_text, np.asarray(q_ids), g_paths, np.arange(len(positions))
 
 
-class CorpusDataset(Dataset):
-    """Training images of a corpus index with one caption per image per epoch (module docstring).
+CAPTIONS_PER_EPOCH = ("all", "one")
 
-    ``person_id`` = position of the image in the split (0..N-1), ``caption_id`` = global caption row,
-    ``image_index`` = global image row."""
+
+class CorpusDataset(Dataset):
+    """Training items of a corpus index: every caption (``all``) or one caption per image (``one``)
+    per epoch (module docstring).
+
+    ``person_id`` = position of the image in the split (0..N-1; :attr:`num_images` identities),
+    ``caption_id`` = global caption row, ``image_index`` = global image row."""
 
     def __init__(
         self,
@@ -263,7 +277,11 @@ class CorpusDataset(Dataset):
         *,
         split: str = "train",
         seed: int = 0,
+        captions_per_epoch: str = "one",
     ) -> None:
+        if captions_per_epoch not in CAPTIONS_PER_EPOCH:
+            raise ValueError(f"captions_per_epoch must be one of {CAPTIONS_PER_EPOCH}, got {captions_per_epoch!r}")
+        self.captions_per_epoch = captions_per_epoch
         self.index_dir = index.index_dir
         self.image_root = Path(image_root)
         self.transform = transform
@@ -272,6 +290,8 @@ class CorpusDataset(Dataset):
         self.first = index.first
         self.count = index.count
         self.description_rows = index.description_rows
+        #: ``all``: exclusive end of each split image's items (cumulative caption counts of the split)
+        self.item_ends = np.cumsum(self.count[self.positions]).astype(np.int64)
         self.epoch = 0
         self._captions: pa.ChunkedArray | None = None
         self._paths: pa.ChunkedArray | None = None
@@ -280,8 +300,27 @@ class CorpusDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
+    @property
+    def num_images(self) -> int:
+        """Training images of the split = identities (``person_id`` range)."""
         return len(self.positions)
+
+    def __len__(self) -> int:
+        if self.captions_per_epoch == "all":
+            return int(self.item_ends[-1]) if len(self.item_ends) else 0
+        return len(self.positions)
+
+    def locate(self, k: int, epoch: int | None = None) -> tuple[int, int]:
+        """(split image position, global caption row) of item ``k`` in ``epoch``."""
+        if self.captions_per_epoch == "all":
+            if not 0 <= k < len(self):
+                raise IndexError(f"item {k} outside 0..{len(self) - 1}")
+            i = int(np.searchsorted(self.item_ends, k, side="right"))
+            start = int(self.item_ends[i - 1]) if i else 0
+            return i, int(self.first[int(self.positions[i])]) + (k - start)
+        img = int(self.positions[k])
+        e = self.epoch if epoch is None else epoch
+        return k, int(self.first[img]) + (e + img) % int(self.count[img])
 
     def __getstate__(self) -> dict[str, Any]:  # memory maps are reopened in each worker
         state = self.__dict__.copy()
@@ -295,7 +334,7 @@ class CorpusDataset(Dataset):
             self._descriptions = _map_table(self.index_dir / DESCRIPTIONS_FILE).column("caption")
 
     def description(self, i: int, kind: str, epoch: int | None = None) -> str:
-        """The ``kind`` description of split item ``i`` in ``epoch`` (``""`` when the image has none)."""
+        """The ``kind`` description of split image ``i`` in ``epoch`` (``""`` when the image has none)."""
         if self._captions is None:
             self._open()
         assert self._descriptions is not None
@@ -307,25 +346,25 @@ class CorpusDataset(Dataset):
         e = self.epoch if epoch is None else epoch
         return self._descriptions[int(first[img]) + (e + img) % n].as_py()
 
-    def caption_row(self, i: int, epoch: int | None = None) -> int:
-        """Global caption row used for split item ``i`` in ``epoch``."""
-        img = int(self.positions[i])
-        e = self.epoch if epoch is None else epoch
-        return int(self.first[img]) + (e + img) % int(self.count[img])
+    def caption_row(self, k: int, epoch: int | None = None) -> int:
+        """Global caption row used for item ``k`` in ``epoch``."""
+        return self.locate(k, epoch)[1]
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, k: int) -> dict[str, Any]:
         if self._captions is None:
             self._open()
         assert self._captions is not None and self._paths is not None
+        i, row = self.locate(k)
         img = int(self.positions[i])
-        row = self.caption_row(i)
         path = self.image_root / self._paths[img].as_py()
         try:
             with Image.open(path) as im:
                 image = im.convert("RGB")
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: cannot read corpus image ({exc})") from None
-        seed = hash((self.seed, self.epoch, img)) & 0x7FFFFFFF
+        # augmentation draw per image (``one``) or per (image, caption) item (``all``)
+        key = (self.seed, self.epoch, img) if self.captions_per_epoch == "one" else (self.seed, self.epoch, img, row)
+        seed = hash(key) & 0x7FFFFFFF
         sample = {
             "image": seeded_apply(self.transform, image, seed),
             "caption": self._captions[row].as_py(),

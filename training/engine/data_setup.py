@@ -63,7 +63,8 @@ def build_training_data(recipe: RecipeConfig, run_dir: Path, ctx: DistContext) -
         index = CorpusIndex(index_dir, val_fraction=data.val_fraction, val_max_images=data.val_max_images)
         if len(index.train_images) == 0:
             raise ConfigError(f"data.corpus: {src.root} has no training images after the validation hold-out")
-        dataset = CorpusDataset(index, image_root, transform, split="train", seed=seed)
+        dataset = CorpusDataset(index, image_root, transform, split="train", seed=seed,
+                                captions_per_epoch=data.captions_per_epoch)
         val = None
         if len(index.val_images):
             q, qi, g, gi = index.retrieval_lists("val")
@@ -71,10 +72,11 @@ def build_training_data(recipe: RecipeConfig, run_dir: Path, ctx: DistContext) -
         if data.sampler == "pk":
             raise ConfigError("data.sampler: 'pk' needs identities; a corpus has one image per identity (use 'random')")
         order = partial(_random_order_fn, len(dataset), seed)
-        info = {"source": "corpus", "images": index.num_images, "captions": index.num_captions, "kinds": index.kinds()}
+        info = {"source": "corpus", "images": index.num_images, "captions": index.num_captions, "kinds": index.kinds(),
+                "captions_per_epoch": data.captions_per_epoch, "samples_per_epoch": len(dataset)}
         if index.descriptions:
             info["images_without_description"] = index.missing_descriptions
-        return TrainingData(dataset, order, len(dataset), index.num_captions, val, info)
+        return TrainingData(dataset, order, dataset.num_images, index.num_captions, val, info)
 
     assert data.benchmark is not None
     benchmark = bd.load(data.benchmark)

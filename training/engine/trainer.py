@@ -365,11 +365,31 @@ class Trainer:
                 self.save_step_checkpoint()
                 break
             self.method.on_epoch_end(epoch)
+            self._log_epoch_stats(epoch)
             self.progress["epoch"] = epoch + 1
             self.progress["step_in_epoch"] = 0
             if (epoch + 1) % self.recipe.eval.every_epochs == 0 or epoch + 1 == sched.epochs:
                 self.validate(epoch)
             self.save_step_checkpoint()
+
+    def _log_epoch_stats(self, epoch: int) -> None:
+        """Per-epoch method scalars (``method.epoch_stats()``, e.g. ``nam_coverage``) → metrics.jsonl
+        (``type: epoch``) and TensorBoard (``epoch/<name>``); warns once when NAM masked fewer than half
+        of an epoch's captions from a stored ``r`` after the first epoch (seed 002 §3.2: NAM is then
+        mostly equal masking)."""
+        stats = self.method.epoch_stats() if hasattr(self.method, "epoch_stats") else {}
+        if not stats or not self.ctx.is_main:
+            return
+        self.monitor.log("epoch", self.progress["global_step"], {"epoch": epoch + 1, **stats})
+        coverage = stats.get("nam_coverage")
+        if coverage is not None and epoch >= 1 and coverage < 0.5 and not getattr(self, "_coverage_warned", False):
+            self._coverage_warned = True
+            log.warning(
+                "NAM: only %.0f%% of epoch %d's captions were masked from a stored r (the rest with p, i.e. "
+                "equal masking); with data.captions_per_epoch=%s a caption is scored only when it is visited. "
+                "Use data.captions_per_epoch: all to score every caption each epoch",
+                100 * coverage, epoch + 1, self.recipe.data.captions_per_epoch,
+            )
 
     def _finish(self) -> TrainResult:
         self.progress["finished"] = True

@@ -11,7 +11,9 @@ Registered in :data:`training.registry.METHODS`:
     masked caption ``T^nam``. With NAM the unmasked ``T^full`` is run through the first ``l`` text
     blocks without gradient in the same step; its layer-l tokens are compared with the image's
     layer-l patch tokens (from the same image pass) to give ``r``, stored per caption and used to
-    mask that caption in the next epoch. Optional MLM loss on ``T^nam`` (Table 2 ablation).
+    mask that caption in a later epoch (its latest ``r``; ``p`` while it has none; see
+    :mod:`training.nam.store`). :meth:`NamSdmMethod.epoch_stats` reports ``nam_coverage``, the share of
+    the epoch's captions masked from a stored ``r``. Optional MLM loss on ``T^nam`` (Table 2 ablation).
 ``irra``
     IRRA-style fine-tuning: SDM + ID + MLM (15 % BERT masking of a second copy of the caption,
     predicted through the cross-modal transformer), SDM/ID on the unmasked caption.
@@ -295,6 +297,14 @@ class NamSdmMethod(ClipMethod):
         if self.uses_nam and self._store is not None:
             self._store.end_epoch()
 
+    def epoch_stats(self) -> dict[str, float]:
+        """``nam_coverage`` of the epoch just ended (after :meth:`on_epoch_end`; rank 0, where the
+        store merges): share of its captions masked from a stored ``r`` rather than with ``p``."""
+        store = self._store
+        if not self.uses_nam or store is None or store.last_coverage is None:
+            return {}
+        return {"nam_coverage": float(store.last_coverage)}
+
     def extra_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"epoch": self.epoch}
         if self._store is not None:
@@ -315,8 +325,8 @@ class NamSdmMethod(ClipMethod):
 
     # --- step --------------------------------------------------------------------------------
     def masking_probabilities_for(self, tokens: torch.Tensor, caption_ids: torch.Tensor) -> torch.Tensor:
-        """Per-token masking probabilities of this step: NAM from the previous epoch's ``r`` (captions
-        without a stored ``r`` — first epoch — use ``p``), or EM."""
+        """Per-token masking probabilities of this step: NAM from each caption's latest ``r`` of an
+        earlier epoch (captions never scored — all of them in the first epoch — use ``p``), or EM."""
         valid = self.tokenizer.word_token_mask(tokens)
         p = self.params.mask_ratio
         equal = equal_masking_probabilities(valid, p)
