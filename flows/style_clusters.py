@@ -61,7 +61,11 @@ def cluster_styles_task(config: str, overrides: list[str]) -> dict[str, Any]:
     result = build_styles(styles, cfg.out, backend=_backend(cfg.backend))
     q = result.summary.get("quality", {})
     out = Path(result.out).resolve()
+    from caption_gen.styles.bank import load_style_bank
+
+    prompts = [[s.style_id, s.size, s.prompt] for s in load_style_bank(out).styles]
     return {"out": str(out), "texts": result.n_texts, "styles": result.n_styles, "quality": q,
+            "features": result.summary.get("features", {}).get("note"), "prompts": prompts,
             "bank": str(out / "bank.json"), "report": str(out / "report.html")}
 
 
@@ -75,9 +79,16 @@ def style_clusters_flow(config: str, overrides: list[str] | None = None) -> dict
     summary = cluster_styles_task(config, list(overrides or []))
     q = summary["quality"]
     rows = [[k, v] for k, v in q.items() if not isinstance(v, dict | list)]
+    merge = q.get("merge", {})
+    rows += [[f"clusters {k.replace('_', ' ')}", merge[k]] for k in
+             ("clusters_found", "after_stabilization", "after_profile_merge", "after_prompt_merge") if k in merge]
     md = "\n".join([f"# style-clusters: {summary['texts']} texts → {summary['styles']} styles", "",
+                    f"- features: {summary.get('features')}",
                     f"- bank: `{summary['bank']}`", f"- inspector: `{summary['report']}`", "",
-                    table(["quality", "value"], rows)])
+                    table(["quality", "value"], rows), "",
+                    "## Style prompts", "",
+                    table(["style", "texts", "prompt"], [[sid, size, p.replace("|", "/")]
+                                                         for sid, size, p in summary.get("prompts", [])])])
     publish_markdown(md, key="style-clusters-summary", description="Style clustering summary",
                      out=Path(summary["out"]) / "flow-summary.md")
     if cfg.styles.report and Path(summary["report"]).is_file():

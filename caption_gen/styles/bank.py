@@ -2,8 +2,15 @@
 
 File format (``bank.json``) — a JSON **list** of objects, one per style::
 
-    [{"style_id": "style-00", "prompt": "Use a ...", "size": 812, "share": 0.41,
-      "prompt_source": "statistics", "prompt_sha256": "...", "bank_version": "sb1-3f2a9c0d1e2b"}, ...]
+    [{"style_id": "style-00", "prompt": "Unlike most descriptions, ...", "size": 812, "share": 0.41,
+      "prompt_source": "statistics", "features": "stylometric + neutralized-text n-gram features (no CLIP
+      weights configured; ...)", "distinguishing": [{"feature": "sentences", "value": 1.0, "corpus": 2.9,
+      "z": -1.4, ...}, ...], "pattern": "Dressed in a [color] [garment] ...",
+      "prompt_sha256": "...", "bank_version": "sb1-3f2a9c0d1e2b"}, ...]
+
+``features`` says which features the clustering used (so a bank built without CLIP weights says so),
+``distinguishing`` the features that set the style apart from the corpus (value vs corpus mean, in
+corpus standard deviations), ``pattern`` the neutralized exemplar pattern (seed 000 §3.3).
 
 ``bank_version`` (same in every entry) is ``sb<format>-`` + the first 12 hex digits of the sha256 of
 the canonical ``[(style_id, prompt), ...]`` list, so any prompt change gives a new version that the
@@ -38,6 +45,12 @@ class StyleEntry:
     size: int = 0
     share: float = 0.0
     prompt_source: str = "manual"
+    #: What the clustering features were (e.g. no CLIP weights configured).
+    features: str = ""
+    #: Distinguishing features of the style vs the corpus (dicts of caption_gen.styles.prompts.Deviation).
+    distinguishing: tuple[dict[str, Any], ...] = ()
+    #: Neutralized exemplar pattern.
+    pattern: str = ""
 
     @property
     def prompt_sha256(self) -> str:
@@ -139,7 +152,11 @@ def load_style_bank(path: str | Path) -> StyleBank:
             try:
                 styles.append(StyleEntry(style_id=str(sid), prompt=prompt.strip(), size=int(item.get("size", 0)),
                                          share=float(item.get("share", 0.0)),
-                                         prompt_source=str(item.get("prompt_source", "manual"))))
+                                         prompt_source=str(item.get("prompt_source", "manual")),
+                                         features=str(item.get("features", "")),
+                                         distinguishing=tuple(d for d in item.get("distinguishing") or ()
+                                                              if isinstance(d, dict)),
+                                         pattern=str(item.get("pattern", ""))))
             except (TypeError, ValueError):
                 raise InputError(f"{p}: entry {i}: field 'size'/'share' must be numeric") from None
         else:

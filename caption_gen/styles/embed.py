@@ -1,18 +1,23 @@
 """Style embeddings (seed 000 §3.3: "use the CLIP text encoder to embed the original descriptions").
 
 * :class:`ClipTextEmbedder` — open_clip text tower (ViT-B-32 by default, as seed 000 uses
-  ``clip-vit-base-patch32``), batched, L2-normalized, float32. ``pretrained`` is an open_clip tag
-  or a local checkpoint path (production); ``None`` gives random weights (tests — no hub download).
+  ``clip-vit-base-patch32``), batched, L2-normalized, float32. Weights come from a local checkpoint
+  (``embedding.checkpoint``) or an open_clip tag; random weights only on explicit request (tests).
 * :class:`EmbeddingCache` — Parquet file of ``(key, text_sha256, embedding)`` rows; ``key`` names the
   model + weights, so changing weights never reuses stale vectors. Only missing texts are encoded.
-* :func:`stylometric_features` — cheap, content-free writing-style features (length, sentence count,
-  punctuation rates, second-person rate, head-to-toe vs clothing-first order, list-ness, detail density).
-* :func:`combine_features` — the clustering input. Choice (documented in the README of styles and
-  tested): ``[sqrt(w_clip) * clip, sqrt(w_stylo) * z(stylo) / sqrt(d_stylo)]`` then L2-normalized, with
-  defaults w_clip=0.35, w_stylo=0.65. Each block then contributes its weight to the expected squared
-  norm, so the stylometric block dominates by default: a random-weight CLIP is not style-aware, and even
-  a pretrained CLIP embeds *content* strongly; the stylometric block makes clearly different writing
-  styles separable without flags. Set ``w_stylo=0`` for the paper's pure-CLIP setting.
+* :func:`stylometric_features` — cheap, content-free writing-style features: length, sentences,
+  punctuation (commas, semicolons, questions, exclamations, final stop), person (first/second/third),
+  tense, voice, participial opening, order of mention (person/head/clothing first, feet last),
+  list-ness, detail density.
+* :func:`ngram_features` — word 1–3-gram TF-IDF of the *neutralized* text reduced by truncated SVD:
+  the function words, connectors and punctuation a style uses.
+* :func:`combine_features` — the clustering input: each block scaled so that it contributes its weight
+  to the expected squared norm (``sqrt(w) * block``, the stylometric block z-scored and divided by
+  ``sqrt(d)``), then L2-normalized rows.
+
+Choice (seed 000 §3.3 embeds with CLIP; DESIGN §4): without CLIP weights the default features are
+stylometric + neutralized-text n-grams, the ones that carry meaning without weights — a random-weight
+CLIP is not style-aware. With weights configured the default is CLIP alone, as seed 000 writes.
 """
 
 from __future__ import annotations
@@ -152,8 +157,12 @@ class EmbeddingCache:
 
 _WORD = re.compile(r"[A-Za-z\[\]']+")
 _SENT_END = re.compile(r"[.!?]+(?:\s|$)")
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 
-#: Names of the stylometric features, in column order.
+#: Names of the stylometric features, in column order. The first block describes a text's *form*
+#: (length, sentences, punctuation, person, tense, voice, order of mention); all are content-free on a
+#: neutralized text. What each one means (and how a style prompt phrases it) is in
+#: :data:`caption_gen.styles.prompts.FEATURES`.
 STYLO_FEATURES: tuple[str, ...] = (
     "log_words",
     "sentences",
@@ -170,15 +179,34 @@ STYLO_FEATURES: tuple[str, ...] = (
     "detail_density",
     "starts_with_article",
     "mean_word_length",
+    "question_share",
+    "exclamation_share",
+    "first_person_rate",
+    "third_person_rate",
+    "past_tense_rate",
+    "passive_rate",
+    "participial_opening",
+    "person_first",
+    "no_final_stop",
 )
 
 _VERBS = frozenset(
-    "is are was were has have wears wearing wore dressed carries carrying holds holding walks walking "
-    "stands standing see notice spot look sports sporting appears seems can will".split()
+    "is are was were has have had wears wear wearing wore dressed carries carry carrying carried holds holding held "
+    "walks walking walked stands standing stood see saw seen notice noticed spot look looking sports sporting "
+    "appears seems seemed can will think remember recall believe could miss".split()
 )
+_FIRST_PERSON = frozenset("i me my mine we us our i'm i've i'd".split())
+_THIRD_PERSON = frozenset("he she they his her him them their hers theirs himself herself".split())
+_PAST = frozenset("was were had wore saw carried held walked stood noticed seemed looked thought remembered "
+                  "did went appeared recalled".split())
+_PASSIVE = re.compile(r"\b(?:is|are|was|were|be|been|being)\s+(?:\w+ly\s+)?(?:worn|dressed|clad|carried|held|seen|"
+                      r"visible|covered|paired|complemented|topped|finished|accompanied|tied|pulled|styled)\b", re.I)
+_PARTICIPLE_OPENERS = frozenset("dressed clad wearing sporting carrying holding walking standing having seen "
+                                "attired outfitted donning".split())
+_PERSON_TOKENS = frozenset(("[person]",))
 
 
-def _first_pos(tokens: list[str], vocab: tuple[str, ...]) -> float:
+def _first_pos(tokens: list[str], vocab: tuple[str, ...] | frozenset[str]) -> float:
     vs = set(vocab)
     for i, t in enumerate(tokens):
         if t in vs:
@@ -190,9 +218,13 @@ def stylometric_row(text: str) -> list[float]:
     """Raw (unscaled) stylometric features of one text, in :data:`STYLO_FEATURES` order."""
     tokens = [t.lower() for t in _WORD.findall(text)]
     n = max(1, len(tokens))
-    sentences = max(1, len(_SENT_END.findall(text.strip())) or 1)
+    stripped = text.strip()
+    sentences = max(1, len(_SENT_END.findall(stripped)) or 1)
+    parts = [p.strip() for p in _SENTENCE.findall(stripped) if p.strip()]
+    n_parts = max(1, len(parts))
     commas = text.count(",")
     head, body, feet = _first_pos(tokens, HEAD_WORDS), _first_pos(tokens, BODY_WORDS), _first_pos(tokens, FEET_WORDS)
+    person = _first_pos(tokens, _PERSON_TOKENS | {"person", "woman", "man", "girl", "boy", "lady", "guy"})
     fragments = [f for f in re.split(r"[,.;:!?]", text) if f.strip()]
     frag_len = float(np.mean([len(f.split()) for f in fragments])) if fragments else 0.0
     placeholders = text.count("[")
@@ -212,6 +244,15 @@ def stylometric_row(text: str) -> list[float]:
         (placeholders + count_content_words(text)) / n,
         float(bool(tokens) and tokens[0] in ("a", "an", "the")),
         float(np.mean([len(t) for t in tokens])) if tokens else 0.0,
+        sum(p.endswith("?") for p in parts) / n_parts,
+        sum(p.endswith("!") for p in parts) / n_parts,
+        sum(t in _FIRST_PERSON for t in tokens) / n,
+        sum(t in _THIRD_PERSON for t in tokens) / n,
+        sum(t in _PAST for t in tokens) / n,
+        len(_PASSIVE.findall(text)) / n_parts,
+        float(bool(tokens) and (tokens[0] in _PARTICIPLE_OPENERS or (tokens[0].endswith("ing") and len(tokens[0]) > 4))),
+        float(person < min(head, body, feet)),
+        float(bool(stripped) and stripped[-1] not in ".!?"),
     ]
 
 
@@ -228,8 +269,48 @@ def zscore(features: np.ndarray, clip: float = 5.0) -> np.ndarray:
     return np.clip((features - mu) / sd, -clip, clip).astype(np.float32)
 
 
+# ---------------------------------------------------------------- neutralized-text n-grams
+
+_PRONOUN_CLASS = {"he": "PRONSUBJ", "she": "PRONSUBJ", "they": "PRONSUBJ", "his": "PRONPOSS", "her": "PRONPOSS",
+                  "their": "PRONPOSS", "him": "PRONOBJ", "them": "PRONOBJ"}
+_NGRAM_TOKEN = re.compile(r"\[[a-z]+\]|[a-z']+|[,;:!?.]")
+
+
+def _ngram_tokens(text: str) -> list[str]:
+    """Tokens of a neutralized text for the n-gram block: placeholders, words and punctuation; gendered
+    pronouns collapse to one class each (gender is content, pronoun use is style)."""
+    return [_PRONOUN_CLASS.get(t, t) for t in _NGRAM_TOKEN.findall(text.lower())]
+
+
+def ngram_features(texts: Sequence[str], *, dims: int = 32, seed: int = 0) -> np.ndarray:
+    """Word 1–3-gram TF-IDF of the neutralized texts (placeholders and punctuation are tokens), reduced
+    to ``dims`` dimensions by truncated SVD and L2-normalized: which function words, connectors and
+    punctuation a style uses, in which order, without any model weights."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    n = len(texts)
+    if n == 0:
+        return np.zeros((0, dims), np.float32)
+    vec = TfidfVectorizer(tokenizer=_ngram_tokens, preprocessor=None, lowercase=False, token_pattern=None,
+                          ngram_range=(1, 3), sublinear_tf=True, min_df=min(2, n), norm="l2")
+    try:
+        x = vec.fit_transform(list(texts))
+    except ValueError:  # no n-gram occurs twice
+        return np.zeros((n, dims), np.float32)
+    k = int(min(dims, x.shape[1] - 1, n - 1))
+    if k < 1:
+        out = np.asarray(x.todense(), np.float32)
+    else:
+        out = TruncatedSVD(n_components=k, random_state=seed).fit_transform(x).astype(np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms < 1e-12] = 1.0
+    return out / norms
+
+
 def combine_features(
-    clip_vecs: np.ndarray | None, stylo: np.ndarray | None, *, w_clip: float = 0.35, w_stylo: float = 0.65
+    clip_vecs: np.ndarray | None, stylo: np.ndarray | None, *, w_clip: float = 0.35, w_stylo: float = 0.65,
+    ngrams: np.ndarray | None = None, w_ngram: float = 0.0,
 ) -> np.ndarray:
     """Weighted concatenation (see module docstring), L2-normalized rows."""
     blocks = []
@@ -238,8 +319,10 @@ def combine_features(
     if stylo is not None and w_stylo > 0:
         z = zscore(stylo)
         blocks.append(math.sqrt(w_stylo) * z / math.sqrt(z.shape[1]))
+    if ngrams is not None and w_ngram > 0:
+        blocks.append(math.sqrt(w_ngram) * ngrams.astype(np.float32))
     if not blocks:
-        raise ValueError("combine_features: both feature blocks are disabled (w_clip and w_stylo are 0)")
+        raise ValueError("combine_features: every feature block is disabled (all weights are 0)")
     x = np.concatenate(blocks, axis=1)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms < 1e-12] = 1.0

@@ -52,6 +52,11 @@ LEXICONS: dict[str, tuple[str, ...]] = {
         "umbrella", "phone", "cellphone", "cell phone", "bottle", "book", "folder", "box", "stroller",
         "bicycle", "bike", "scooter", "tote", "briefcase", "basket", "package",
     ),
+    # the subject noun: gender and age are content, not style
+    "person": (
+        "gentleman", "pedestrian", "teenager", "person", "woman", "women", "lady", "ladies", "girl", "boy", "man",
+        "men", "guy", "male", "female", "child", "kid", "people",
+    ),
     "number": (
         "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twenty", "thirty",
         "forty", "fifty",

@@ -43,13 +43,28 @@ def build(
         raise ConfigError("styles build: the LLM neutralizer/prompter needs a backend; the CLI runs the rule-based "
                           "neutralizer and statistics prompts (use the style-clusters flow for LLM backends)")
     result = build_styles(cfg, out)
-    q = result.summary["quality"]
+    typer.echo(format_build_summary(result.summary, out))
+
+
+def format_build_summary(summary: dict, out: Path | str) -> str:
+    """What ``pedes styles build`` prints: features (saying when no CLIP weights were configured),
+    cluster counts before and after each merge step, prompt similarity and the outputs."""
+    q = summary["quality"]
+    m = q.get("merge", {})
     sil = q["silhouette"]
-    typer.echo(
-        f"{result.n_texts} texts → {result.n_styles} styles ({cfg.cluster.algorithm}; "
-        f"{q['clusters_raw']} clusters before stabilization, noise {q['noise_share_before']:.1%}, "
-        f"silhouette {'n/a' if sil is None else f'{sil:.3f}'}); wrote {out}/assignments.parquet, bank.json, report.html"
-    )
+    feats = summary.get("features", {})
+    lines = [
+        f"{summary['source']['texts']} texts → {q['styles']} styles ({summary['algorithm']}, silhouette "
+        f"{'n/a' if sil is None else f'{sil:.3f}'})",
+        f"features: {feats.get('note', feats.get('set'))}",
+        f"clusters: {m.get('clusters_found', q['clusters_raw'])} found (noise {q['noise_share_before']:.1%}) → "
+        f"{m.get('after_stabilization', '?')} after stabilization → {m.get('after_profile_merge', '?')} after merging "
+        f"indistinct style profiles → {m.get('after_prompt_merge', q['styles'])} after merging same-saying prompts",
+        f"prompts: max pairwise similarity {q.get('prompt_similarity_max', 0.0):.3f} "
+        f"(bound {q.get('prompt_similarity_bound', 0.8):.2f})",
+        f"wrote {out}/assignments.parquet, bank.json, report.html",
+    ]
+    return "\n".join(lines)
 
 
 @styles_app.command("report")

@@ -61,7 +61,7 @@ def test_llm_neutralizer_uses_backend_and_falls_back_per_item():
     neu = LLMNeutralizer(backend, batch_size=2)
     out = neu.neutralize(texts)
     assert len(backend.requests) == 3
-    assert out[0] == "A man in a [color] [garment]."
+    assert out[0] == "A [person] in a [color] [garment]."  # the subject noun is content too
     assert neu.fallbacks == {"error": 1, "length": 1}
     assert out[1] == RuleNeutralizer().neutralize_one(texts[1])
     assert content_survival(texts, out) == 0.0
@@ -75,6 +75,33 @@ def test_llm_style_prompter_and_fallback():
     assert res[0] == ("Use a style of about 4 words.", "llm")
     assert res[1][1] == "statistics" and res[1][0].startswith("Use a")
     assert prompter.fallbacks == {"error": 1}
+
+
+def test_llm_style_prompter_gets_the_contrast_and_rejects_near_copies():
+    """The LLM writer sees what sets each cluster apart (values vs the corpus) and the pattern; an output
+    near-identical to an earlier cluster's falls back to the deterministic contrast prompt."""
+    import numpy as np
+
+    from caption_gen.styles.embed import stylometric_features
+    from caption_gen.styles.prompts import ClusterBrief, contrast_prompt, corpus_contrast, distinguishing
+
+    texts = (["[color] [garment], [color] [footwear], [belongings]"] * 5 + ["Can you see the [person]? Wow, look!"] * 5
+             + ["The [person] is wearing a [color] [garment]. He has [color] [footwear]."] * 10)
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 10)
+    devs = corpus_contrast(stylometric_features(texts), labels)
+    briefs = [ClusterBrief([texts[0]], cluster_statistics(texts[:5]), distinguishing(devs[0]), texts[0]),
+              ClusterBrief([texts[5]], cluster_statistics(texts[5:]), distinguishing(devs[1]), texts[5])]
+    backend = StubBackend()
+    prompter = LLMStylePrompter(backend)
+    res = prompter.write(briefs)
+    first, second = (request_prompt(r) for r in backend.requests)
+    assert "- questions (share of sentences): 50% in this style vs 12% in the corpus (higher" in second
+    assert "- exclamations (share of sentences): 50% in this style vs 12% in the corpus (higher" in second
+    assert "commas per word" in first and "Pattern (a typical description of this style): " + texts[0] in first
+    # the stub answers "Use a style of about N words." for both: the second is a near copy of the first
+    assert res[0][1] == "llm" and res[1][1] == "statistics"
+    assert res[1][0] == contrast_prompt(briefs[1].contrast, briefs[1].pattern)
+    assert prompter.fallbacks == {"near_duplicate": 1}
 
 
 def test_llm_template_miner_validates_and_falls_back():
