@@ -6,14 +6,24 @@ No identity label is used anywhere here: relations are inferred from features.
   ``M^t`` at ``th`` (0.7) and multiplies them (Hadamard) into ``M^{v,t}``; :func:`softened_targets`
   builds ``Q = I + λ(M^{v,t} − I)``, sets zeros to −∞ and row-softmaxes into ``q``;
   :func:`relation_kl_loss` is the SDM-style ``1/B Σ_i Σ_j p_ij log(p_ij / (q_ij + ε))`` with
-  ``p = softmax(cos/τ)``. :func:`local_relation_loss` sums image→text (``q``) and text→image (``qᵀ``).
+  ``p = softmax(cos/τ)``. :func:`local_relation_loss` is Eq. 10, ``L_rc_b = L^v_rc_b + L^t_rc_b``.
+  Eq. 9 gives the image→text term; the paper defines the text→image term only as "similarly". Our
+  reading (declared): the same construction with the text as the anchor — row ``i`` is text ``i``,
+  ``p^t = softmax_j(sim(f_i^t, f_j^v)/τ)`` and ``q^t`` is Eqs. 5-7 applied row-wise to the relation of
+  text ``i`` with image ``j``, ``M^{t,v} = (M^{v,t})ᵀ`` (:func:`relation_targets`). ``q^t`` is then a
+  distribution over images for every text. Transposing the image→text target (``qᵀ``) is not: its row
+  ``i`` is column ``i`` of ``q``, whose entries carry the normalizers of different image rows, so it
+  sums to 1 only when every row has the same relation count — for ``a~b``, ``b~c``, ``a≁c`` (a
+  non-transitive batch) the rows of ``qᵀ`` sum to 0.897 / 1.207 / 0.897. Since ``M^v`` and ``M^t`` are
+  symmetric, LRC's ``M^{v,t}`` is symmetric and ``q^t = q``.
 * GSRC-FR (Eqs. 12-18): :func:`global_relations` selects, per batch image, its top-``k`` bank images
   with cosine > ``th`` (``J_i``); :func:`global_relation_loss` builds the columns
   ``[batch | selected bank entries]``, the target ``Q'`` (1 on the paired column, Eq. 14's adaptive
   weight ``1 − softmax_{k∈J'_i} sim(f_i^v, f_k^v)`` on the mined ones, −∞ elsewhere), ``q' =
   softmax(Q')`` over ``J'_i`` (Eq. 15) and the KL of Eq. 17 for text→image (bank images) and
   image→text (bank texts of the same samples), summed (Eq. 18).
-* IASC-CL (Eq. 21): the same LRC loss on the information-asymmetric pair features (see the method).
+* IASC-CL (Eq. 21): the same LRC loss (both directions as above) on the information-asymmetric pair
+  features (see the method).
 
 Choices (tested): relation targets are computed from detached features (they are targets, not a
 path for gradients); ``J_i`` excludes bank rows of samples that are in the current batch (those are
@@ -62,6 +72,14 @@ def softened_targets(relation: torch.Tensor, softening: float = DEFAULT_SOFTENIN
     return F.softmax(q, dim=1)
 
 
+def relation_targets(
+    relation: torch.Tensor, softening: float = DEFAULT_SOFTENING
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. 5-7 for both directions of Eq. 10: (image→text ``q^v`` from ``M^{v,t}``, text→image ``q^t``
+    from ``M^{t,v} = (M^{v,t})ᵀ``); both are row distributions (module docstring)."""
+    return softened_targets(relation, softening), softened_targets(relation.t(), softening)
+
+
 def relation_kl_loss(
     similarity: torch.Tensor,
     target: torch.Tensor,
@@ -77,12 +95,20 @@ def relation_kl_loss(
 def local_relation_loss(
     image_features: torch.Tensor,
     text_features: torch.Tensor,
-    target: torch.Tensor,
+    relation: torch.Tensor,
     temperature: float = DEFAULT_TEMPERATURE,
+    softening: float = DEFAULT_SOFTENING,
 ) -> torch.Tensor:
-    """Eq. 10: ``L_rc_b = L^v + L^t`` (image→text with ``q``, text→image with ``qᵀ``)."""
+    """Eq. 10: ``L_rc_b = L^v + L^t`` from the 0/1 relation ``M^{v,t}`` (image ``i`` ~ text ``j``,
+    ones on the diagonal): image→text against ``q^v``, text→image against ``q^t`` built from
+    ``(M^{v,t})ᵀ`` (:func:`relation_targets`; the module docstring declares the reading)."""
+    if relation.dim() != 2 or relation.shape[0] != relation.shape[1]:
+        raise ValueError(f"relation must be a square [B, B] matrix, got {tuple(relation.shape)}")
+    if not bool(((relation == 0) | (relation == 1)).all()):
+        raise ValueError("local_relation_loss takes the 0/1 relation M^{v,t} (Eq. 4), not softened targets")
+    target_v, target_t = relation_targets(relation, softening)
     sim = cosine_matrix(image_features, text_features)
-    return relation_kl_loss(sim, target, temperature) + relation_kl_loss(sim.t(), target.t(), temperature)
+    return relation_kl_loss(sim, target_v, temperature) + relation_kl_loss(sim.t(), target_t, temperature)
 
 
 @dataclass(frozen=True)

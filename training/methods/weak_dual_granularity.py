@@ -41,7 +41,6 @@ from training.losses.weak_relations import (
     global_relations,
     local_relation_loss,
     local_relation_matrix,
-    softened_targets,
 )
 from training.memory_bank import FeatureBank
 from training.methods.base import TrainingMethod
@@ -165,10 +164,9 @@ class WeakDualGranularityMethod(TrainingMethod):
         if p.itc_weight > 0:
             out["itc_loss"] = p.itc_weight * 2 * itc_loss(image, text, p.temperature)
         relation = local_relation_matrix(image, text, p.threshold)
-        target = softened_targets(relation, p.softening)
         out["lrc_relations"] = (relation.sum() - relation.shape[0]).detach() / relation.shape[0]
         if p.lrc_weight > 0:
-            out["lrc_loss"] = p.lrc_weight * local_relation_loss(image, text, target, p.temperature)
+            out["lrc_loss"] = p.lrc_weight * local_relation_loss(image, text, relation, p.temperature, p.softening)
         if self.image_bank is not None and self.text_bank is not None:
             relations = global_relations(
                 image.detach(), self.image_bank.features, self.image_bank.filled, rows, p.threshold, p.top_k
@@ -191,7 +189,8 @@ class WeakDualGranularityMethod(TrainingMethod):
                 augmented = self.augment_images(images)
             masked = self.mask_captions(tokens, rows)
             out["iasc_loss"] = p.iasc_weight * local_relation_loss(
-                self.backbone.encode_image(augmented), self.backbone.encode_text(masked), target, p.temperature
+                self.backbone.encode_image(augmented), self.backbone.encode_text(masked), relation, p.temperature,
+                p.softening,
             )
         return out
 

@@ -14,6 +14,7 @@ from training.losses.weak_relations import (
     local_relation_loss,
     local_relation_matrix,
     relation_kl_loss,
+    relation_targets,
     softened_targets,
 )
 from training.memory_bank import FeatureBank
@@ -54,13 +55,45 @@ def test_relation_kl_hand_case() -> None:
     assert float(relation_kl_loss(sim, target, tau)) == pytest.approx(total / 2, rel=1e-5)
 
 
-def test_local_relation_loss_uses_transpose_for_text_to_image() -> None:
+def _non_transitive_relation() -> torch.Tensor:
+    """a~b and b~c but a≁c (Eq. 4 can give this: thresholds are not transitive)."""
+    return torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 1.0]])
+
+
+def test_text_to_image_targets_are_distributions_on_a_non_transitive_batch() -> None:
+    relation = _non_transitive_relation()
+    q_v, q_t = relation_targets(relation, 0.5)
+    assert q_t.sum(dim=1).tolist() == pytest.approx([1.0, 1.0, 1.0], abs=1e-6)
+    assert torch.allclose(q_t, softened_targets(relation.t(), 0.5))
+    assert torch.allclose(q_t, q_v)  # M^{v,t} is symmetric, so text→image = image→text target
+    transposed = q_v.t().sum(dim=1)  # the former target: not a distribution here
+    assert transposed.tolist() == pytest.approx([0.897, 1.207, 0.897], abs=1e-3)
+    # a non-symmetric relation (image 0 ~ text 1 only): the text→image target follows M^{t,v}
+    asym = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    _, q_t_asym = relation_targets(asym, 0.5)
+    assert q_t_asym[1].tolist() == pytest.approx(softened_targets(asym.t(), 0.5)[1].tolist())
+    assert q_t_asym[1, 0] > 0 and q_t_asym[0].tolist() == pytest.approx([1.0, 0.0, 0.0])
+
+
+def test_local_relation_loss_follows_eq_10_on_a_non_transitive_batch() -> None:
     g = torch.Generator().manual_seed(0)
     img, txt = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
-    target = torch.tensor([[0.6, 0.4, 0.0], [0.0, 1.0, 0.0], [0.0, 0.3, 0.7]])
+    relation = _non_transitive_relation()
+    q = softened_targets(relation, 0.5)
     sim = torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).t()
-    expected = relation_kl_loss(sim, target, 0.1) + relation_kl_loss(sim.t(), target.t(), 0.1)
-    assert float(local_relation_loss(img, txt, target, 0.1)) == pytest.approx(float(expected), rel=1e-6)
+    # hand-computed Eq. 9 both ways, each against a row distribution over the other modality
+    total = 0.0
+    for s_rows, t_rows in ((sim, q), (sim.t(), softened_targets(relation.t(), 0.5))):
+        for row, t in zip(s_rows.tolist(), t_rows.tolist(), strict=True):
+            ex = [math.exp(x / 0.1) for x in row]
+            p = [e / sum(ex) for e in ex]
+            total += sum(pj * math.log(pj / (tj + 1e-8)) for pj, tj in zip(p, t, strict=True)) / 3
+    loss = float(local_relation_loss(img, txt, relation, 0.1, 0.5))
+    assert loss == pytest.approx(total, rel=1e-5)
+    former = float(relation_kl_loss(sim, q, 0.1) + relation_kl_loss(sim.t(), q.t(), 0.1))
+    assert abs(loss - former) > 1e-3  # the qᵀ target gave another loss on this batch
+    with pytest.raises(ValueError, match="0/1 relation"):
+        local_relation_loss(img, txt, q, 0.1)  # softened targets are not a relation
 
 
 def test_feature_bank_momentum() -> None:
@@ -119,7 +152,7 @@ def test_global_loss_reduces_to_lrc_shape_without_bank_and_gradients_skip_bank()
     rel = global_relations(img.detach(), bank.features, bank.filled, torch.tensor([0, 1, 2]), 0.7, 3)
     loss = global_relation_loss(img, txt, bank.features, bank.features, rel, 0.1)
     eye = torch.eye(3)
-    expected = local_relation_loss(img, txt, eye, 0.1)  # one-hot targets both ways
+    expected = local_relation_loss(img, txt, eye, 0.1)  # identity relation: one-hot targets both ways
     assert float(loss.detach()) == pytest.approx(float(expected.detach()), rel=1e-5)
     loss.backward()
     assert img.grad is not None and not bank.features.requires_grad
