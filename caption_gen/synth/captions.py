@@ -111,18 +111,47 @@ def _p4(i: Identity, o: Outfit) -> str:
             f"{_subject(i)} with {hair_phrase(i)}. {he.capitalize()} also has {shoes_phrase(o)}{tail}.")
 
 
-#: Sentence patterns of the ground-truth captions.
+def _h0(i: Identity, o: Outfit) -> str:
+    bag = bag_phrase(o)
+    tail = f" In one hand there is {bag}." if bag and "handbag" in bag else (f" On the back or shoulder: {bag}." if bag else "")
+    return (f"Pedestrian: {_subject(i)}, {i.build} build, {hair_phrase(i)}. Upper body in {top_phrase(o)}; "
+            f"lower body in {bottom_phrase(o)}; feet in {shoes_phrase(o)}.{tail}")
+
+
+def _h1(i: Identity, o: Outfit) -> str:
+    he, his = _pronoun(i)
+    bag = bag_phrase(o)
+    tail = f", and {he} is not empty-handed: {bag}" if bag else ", and nothing is carried"
+    return (f"Seen walking along, {_article(i.height + ' ' + _subject(i))} whose {hair_phrase(i).replace('a shaved head', 'head is shaved')} "
+            f"stands out puts on {top_phrase(o)} over {bottom_phrase(o)}; {his} footwear is {shoes_phrase(o)}{tail}.")
+
+
+def _h2(i: Identity, o: Outfit) -> str:
+    bag = bag_phrase(o)
+    tail = f" plus {bag}" if bag else ""
+    return (f"Wearing {bottom_phrase(o)}, {shoes_phrase(o)} and {top_phrase(o)}{tail}, this {_subject(i)} "
+            f"has {hair_phrase(i)}.")
+
+
+#: Sentence patterns of the ground-truth captions (``phrasing="default"``).
 PATTERNS: tuple[Callable[[Identity, Outfit], str], ...] = (_p0, _p1, _p2, _p3, _p4)
+#: Held-out patterns (``phrasing="heldout"``): other word orders, connectives and frames, used for the target
+#: benchmark of the miniature world (DESIGN.md §8) so its ground truth is phrased in ways no captioner
+#: trained on :data:`PATTERNS` ever wrote.
+HELDOUT_PATTERNS: tuple[Callable[[Identity, Outfit], str], ...] = (_h0, _h1, _h2)
+PHRASINGS: dict[str, tuple[Callable[[Identity, Outfit], str], ...]] = {
+    "default": PATTERNS, "heldout": HELDOUT_PATTERNS}
 
 
-def full_caption(identity: Identity, outfit: Outfit, pattern: int) -> str:
-    """The description of ``identity`` in ``outfit`` in sentence pattern ``pattern``."""
-    return PATTERNS[pattern % len(PATTERNS)](identity, outfit)
+def full_caption(identity: Identity, outfit: Outfit, pattern: int, phrasing: str = "default") -> str:
+    """The description of ``identity`` in ``outfit`` in sentence pattern ``pattern`` of ``phrasing``."""
+    patterns = PHRASINGS[phrasing]
+    return patterns[pattern % len(patterns)](identity, outfit)
 
 
-def pick_patterns(rng: np.random.Generator, count: int) -> list[int]:
+def pick_patterns(rng: np.random.Generator, count: int, phrasing: str = "default") -> list[int]:
     """``count`` distinct pattern indices (two annotators rarely write the same way)."""
-    return [int(p) for p in rng.permutation(len(PATTERNS))[:count]]
+    return [int(p) for p in rng.permutation(len(PHRASINGS[phrasing]))[:count]]
 
 
 def identity_text(identity: Identity) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 
 from pedes_core.errors import InputError
 from caption_gen.synth.attributes import Identity, Outfit, sample_camera, sample_identity, sample_outfit
-from caption_gen.synth.captions import clothing_text, full_caption, identity_text, pick_patterns
+from caption_gen.synth.captions import PHRASINGS, clothing_text, full_caption, identity_text, pick_patterns
 from caption_gen.synth.render import render_person
 
 _ID_LEVEL, _OUTFIT_LEVEL, _IMAGE_LEVEL, _SPLIT_LEVEL = 1, 2, 3, 4
@@ -94,12 +94,18 @@ def render_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     jpeg_quality: int = 92,
+    phrasing: str = "default",
+    first_id: int = 0,
 ) -> SynthSummary:
     """Render ``identities × images_per_identity`` pedestrians into ``out`` (layout in the module docstring)."""
     if identities < 1 or images_per_identity < 1:
         raise InputError(f"identities ({identities}) and images_per_identity ({images_per_identity}) must be >= 1")
     if outfits_per_identity < 1 or captions_per_image < 1:
         raise InputError("outfits_per_identity and captions_per_image must be >= 1")
+    if phrasing not in PHRASINGS:
+        raise InputError(f"phrasing {phrasing!r}: expected one of {sorted(PHRASINGS)}")
+    if first_id < 0:
+        raise InputError(f"first_id ({first_id}) must be >= 0")
     if size[0] < 32 or size[1] < 16:
         raise InputError(f"size {size} is too small (at least 32x16, given as height x width)")
     out = Path(out)
@@ -107,12 +113,12 @@ def render_dataset(
     if marker.exists():
         marker.unlink()
     (out / "imgs").mkdir(parents=True, exist_ok=True)
-    splits = assign_splits(identities, seed, val_fraction, test_fraction)
+    splits = {first_id + p: s for p, s in assign_splits(identities, seed, val_fraction, test_fraction).items()}
     outfits = min(outfits_per_identity, images_per_identity)
 
     entries: list[dict[str, Any]] = []
     attributes: list[str] = []
-    for pid in range(identities):
+    for pid in range(first_id, first_id + identities):
         identity, wardrobe = person(pid, seed, outfits)
         folder = out / "imgs" / f"{pid:05d}"
         folder.mkdir(exist_ok=True)
@@ -123,7 +129,8 @@ def render_dataset(
             image = render_person(identity, outfit, camera, size=size, rng=rng)
             rel = f"{pid:05d}/{pid:05d}_{k:03d}.jpg"
             image.save(out / "imgs" / rel, format="JPEG", quality=jpeg_quality)
-            captions = [full_caption(identity, outfit, p) for p in pick_patterns(rng, captions_per_image)]
+            captions = [full_caption(identity, outfit, p, phrasing)
+                        for p in pick_patterns(rng, min(captions_per_image, len(PHRASINGS[phrasing])), phrasing)]
             entries.append({
                 "split": splits[pid],
                 "captions": captions,
@@ -149,7 +156,8 @@ def render_dataset(
     summary = SynthSummary(out=out, identities=identities, images=len(entries), by_split=by_split)
     params = {"identities": identities, "images_per_identity": images_per_identity, "seed": seed,
               "size": list(size), "outfits_per_identity": outfits, "captions_per_image": captions_per_image,
-              "val_fraction": val_fraction, "test_fraction": test_fraction, "jpeg_quality": jpeg_quality}
+              "val_fraction": val_fraction, "test_fraction": test_fraction, "jpeg_quality": jpeg_quality,
+              "phrasing": phrasing, "first_id": first_id}
     _write_text(marker, json.dumps({"params": params, **summary.to_dict(), "out": None}, indent=2))
     return summary
 

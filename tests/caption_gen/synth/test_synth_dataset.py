@@ -142,3 +142,28 @@ def test_cli_writes_dataset_and_rejects_bad_numbers(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_bad:
         main(["synth", "--out", str(tmp_path / "bad"), "--identities", "0"])
     assert exit_bad.value.code == 2
+
+
+def test_heldout_phrasing_never_uses_default_patterns_and_first_id_offsets_people(tmp_path):
+    """The miniature world's target benchmark (DESIGN.md §8): same attributes, other sentence patterns."""
+    import json
+
+    from caption_gen.synth import render_dataset
+    from caption_gen.synth.attributes import Identity, Outfit
+    from caption_gen.synth.captions import HELDOUT_PATTERNS, PATTERNS
+
+    render_dataset(tmp_path / "d", identities=4, images_per_identity=2, seed=5, size=(64, 32))
+    render_dataset(tmp_path / "h", identities=4, images_per_identity=2, seed=5, size=(64, 32),
+                   phrasing="heldout", first_id=1000)
+    default = json.loads((tmp_path / "d" / "reid_raw.json").read_text())
+    heldout = json.loads((tmp_path / "h" / "reid_raw.json").read_text())
+    assert {e["id"] for e in heldout} == {1000, 1001, 1002, 1003}
+    assert all(e["file_path"].startswith(f"{e['id']:05d}/") for e in heldout)
+    # a heldout caption is never what a default pattern writes for the same attributes, and vice versa
+    attrs = [json.loads(line) for line in (tmp_path / "h" / "attributes.jsonl").read_text().splitlines()]
+    for entry, attr in zip(heldout, attrs, strict=True):
+        identity, outfit = Identity(**attr["identity"]), Outfit(**attr["outfit"])
+        defaults = {p(identity, outfit) for p in PATTERNS}
+        assert not set(entry["captions"]) & defaults
+        assert set(entry["captions"]) <= {p(identity, outfit) for p in HELDOUT_PATTERNS}
+    assert all(len(e["captions"]) == 2 for e in default + heldout)
