@@ -5,6 +5,7 @@ Rules (documented in the README's config reference):
 * every config model derives from :class:`ConfigModel`, which forbids unknown keys;
 * a relative path written in a YAML file is resolved against that file's directory, a relative
   path given as a CLI override against the current directory (so a recipe runs from anywhere);
+  output paths (:data:`OutputPath`) always resolve against the current directory;
 * any problem raises :class:`~pedes_core.errors.ConfigError` naming the file (or ``--set``) and
   the dotted field, before any work starts; the CLI turns it into exit status 2;
 * :func:`save_resolved` writes the fully resolved config next to the outputs it produced.
@@ -52,17 +53,33 @@ def _must_exist(value: Any) -> Any:
     return value
 
 
+def _resolve_output(value: Any) -> Any:
+    if value is None or isinstance(value, str) and "://" in value:
+        return value
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else p.absolute()
+
+
 #: A filesystem path; relative values resolve against the YAML file's directory.
 ConfigPath = Annotated[Path, BeforeValidator(_resolve_relative)]
+#: Where outputs go; a relative value resolves against the current directory, also in a YAML file, so a
+#: recipe in the checkout (or the installed package) never writes next to itself (docs/outputs.md).
+OutputPath = Annotated[Path, BeforeValidator(_resolve_output)]
 #: Like :data:`ConfigPath`, and the path must exist when the config is loaded.
 ExistingPath = Annotated[Path, BeforeValidator(_resolve_relative), AfterValidator(_must_exist)]
 
 
+class IndexedItems(dict):
+    """Overrides of list items by position: ``models.0.dtype=float32`` parses to
+    ``{"models": IndexedItems({0: {"dtype": "float32"}})}``; :func:`deep_merge` applies it to item 0 of
+    the base list (index ``len(list)`` appends, a larger one is an error)."""
+
+
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
-    """Turn ``["train.lr=1e-4", "kinds=[static,dynamic]"]`` into a nested dict.
+    """Turn ``["train.lr=1e-4", "kinds=[static,dynamic]", "models.0.max_model_len=1024"]`` into a nested dict.
 
     Values are parsed as YAML scalars/flow collections, so numbers, booleans, lists and ``null``
-    work as in the file.
+    work as in the file. A key segment made of digits addresses a list item (:class:`IndexedItems`).
     """
     nested: dict[str, Any] = {}
     for item in overrides:
@@ -70,30 +87,62 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE (for example train.epochs=3)")
         key, raw = item.split("=", 1)
         key = key.strip()
-        if not key or any(not part for part in key.split(".")):
+        if not key or any(not part.strip() for part in key.split(".")):
             raise ConfigError(f"--set {item!r}: empty key segment")
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
-        cursor = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cursor = cursor.setdefault(part, {})
-            if not isinstance(cursor, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} was already set to a scalar")
+        parts: list[str | int] = [int(p) if p.strip().isdigit() else p.strip() for p in key.split(".")]
+        if isinstance(parts[0], int):
+            raise ConfigError(f"--set {item!r}: a key cannot start with a list index")
+        cursor: dict[Any, Any] = nested
+        for part, nxt in zip(parts[:-1], parts[1:]):
+            want: type[dict] = IndexedItems if isinstance(nxt, int) else dict
+            child = cursor.get(part)
+            if child is None:
+                child = cursor[part] = want()
+            elif not isinstance(child, dict) or isinstance(child, IndexedItems) != (want is IndexedItems):
+                raise ConfigError(f"--set {item!r}: {part!r} conflicts with an earlier --set of the same key")
+            cursor = child
         cursor[parts[-1]] = value
     return nested
 
 
+def _merge_items(base: Any, items: IndexedItems, name: str) -> list[Any]:
+    if base is None:
+        base = []
+    if not isinstance(base, list | tuple):
+        raise ConfigError(f"--set {name}.{min(items)}: {name!r} is not a list (got {type(base).__name__})")
+    out = list(base)
+    for idx in sorted(items):
+        val = items[idx]
+        if idx < len(out):
+            if isinstance(val, IndexedItems):
+                out[idx] = _merge_items(out[idx], val, f"{name}.{idx}")
+            elif isinstance(val, Mapping) and isinstance(out[idx], Mapping):
+                out[idx] = deep_merge(out[idx], val)
+            else:
+                out[idx] = val
+        elif idx == len(out):
+            out.append(_merge_items(None, val, f"{name}.{idx}") if isinstance(val, IndexedItems) else
+                       deep_merge({}, val) if isinstance(val, Mapping) else val)
+        else:
+            raise ConfigError(f"--set {name}.{idx}: index out of range ({name!r} has {len(out)} item(s))")
+    return out
+
+
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge: mappings merge, everything else in ``update`` replaces."""
+    """Recursive dict merge: mappings merge, :class:`IndexedItems` update list items, everything else in
+    ``update`` replaces."""
     out = dict(base)
     for k, v in update.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+        if isinstance(v, IndexedItems):
+            out[k] = _merge_items(out.get(k), v, str(k))
+        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = deep_merge(out[k], v)
         else:
-            out[k] = v
+            out[k] = deep_merge({}, v) if isinstance(v, Mapping) else v
     return out
 
 
