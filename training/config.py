@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pedes_core.configuration import ConfigModel, ConfigPath, load_config
+from pedes_core.configuration import ConfigModel, ConfigPath, OutputPath, load_config
 from training.models.config import ModelConfig
 
 #: CLIP's image normalization (open_clip.constants OPENAI_DATASET_MEAN/STD).
@@ -144,7 +144,7 @@ class EngineConfig(ConfigModel):
     accumulation_steps: int = Field(1, ge=1)
     seed: int = 0
     deterministic: bool = False  # torch.use_deterministic_algorithms
-    output_dir: ConfigPath = Path("runs")
+    output_dir: OutputPath = Path("runs")  # relative: against the current directory (docs/outputs.md)
     run_name: str | None = None  # default: the recipe file's stem
     checkpoint_every_steps: int = Field(1000, ge=1)
     keep_last_checkpoints: int = Field(2, ge=1)

@@ -35,7 +35,7 @@ def evaluate(
         from training.protocol import ProtocolConfig, run_protocol
 
         cfg = load_config(ProtocolConfig, protocol)
-        target = out or protocol.parent / f"{protocol.stem}-results"
+        target = out or Path(f"{protocol.stem}-results")  # the current directory, not next to the protocol file
         run_protocol(cfg, target)
         for name in ("direct_transfer.md", "finetune.md"):
             if (target / name).is_file():
