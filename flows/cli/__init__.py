@@ -39,6 +39,7 @@ def _register() -> None:
     from flows.cli import caption  # noqa: F401
     from flows.cli import corpus_formats  # noqa: F401
     from flows.cli import export  # noqa: F401
+    from flows.cli import recipes  # noqa: F401
 
 
 _register()
