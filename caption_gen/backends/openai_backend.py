@@ -8,7 +8,12 @@
   answers are not retried. A request that still fails becomes a :class:`GenerationResult` with
   ``error`` set (the engine retries / rejects it) — one bad request never fails the batch;
 * the API key is read from the environment variable named by ``spec.api_key_env`` at call time and
-  only put into the ``Authorization`` header; error texts never include headers.
+  only put into the ``Authorization`` header; error texts never include headers;
+* images and the key go to ``spec.api_base`` and nowhere else: the client ignores proxy variables of the
+  environment (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``, ``.netrc``: httpx ``trust_env=False``) unless
+  the spec sets ``trust_env: true``; a proxy is used only when given explicitly (``proxy:``); redirects
+  are never followed (a 3xx answer is an error naming where it pointed, not retried), so the
+  ``Authorization`` header can only reach the configured base URL (DESIGN §3, backends).
 """
 
 from __future__ import annotations
@@ -43,6 +48,14 @@ def image_data_url(image: Any, max_pixels: int | None = None) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def make_client(spec: ModelSpec) -> httpx.Client:
+    """The HTTP client of one spec: no environment proxies (unless ``trust_env``), an explicit ``proxy``
+    only, no redirects. ``proxy`` / ``trust_env`` are read with defaults so older specs keep working."""
+    proxy = getattr(spec, "proxy", None)
+    return httpx.Client(timeout=httpx.Timeout(spec.timeout_s), trust_env=bool(getattr(spec, "trust_env", False)),
+                        proxy=proxy or None, follow_redirects=False)
+
+
 class OpenAIBackend:
     """Chat completions against ``spec.api_base`` with bounded concurrency, timeouts and retries."""
 
@@ -52,7 +65,7 @@ class OpenAIBackend:
         self.name = spec.label
         self.model = spec.served_model or spec.hub or spec.label
         self.url = spec.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
-        self._client: httpx.Client | None = httpx.Client(timeout=httpx.Timeout(spec.timeout_s))
+        self._client: httpx.Client | None = make_client(spec)
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=spec.concurrency,
                                                                    thread_name_prefix=f"openai-{self.name}")
 
@@ -98,6 +111,11 @@ class OpenAIBackend:
             except httpx.TransportError as exc:
                 last = f"connection error: {type(exc).__name__}: {exc}"
                 continue
+            if resp.is_redirect or 300 <= resp.status_code < 400:
+                where = resp.headers.get("location", "?")
+                return GenerationResult(request.request_id, "", 0, None,
+                                        error=f"HTTP {resp.status_code} redirect to {where} not followed "
+                                              f"(requests go only to {self.spec.api_base})")
             if resp.status_code >= 500 or resp.status_code in RETRY_STATUS:
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 continue

@@ -11,7 +11,11 @@ Checks, each problem reported (never stops at the first):
 6. every ``image_path`` exists under the image root — the ``images`` argument, else the manifest's
    ``image_root`` (relative → to the corpus directory). When neither is available the check is
    skipped with a note (a corpus copied without its images is not invalid); an explicitly given
-   ``images`` directory that does not exist is a problem. ``hash_images`` also re-hashes each image.
+   ``images`` directory that does not exist is a problem. ``hash_images`` also re-hashes each image;
+7. coverage, when ``images`` is given and the manifest records the run ``fingerprint`` (kinds, models):
+   every image found there has, for every configured kind × model, a caption row or a reject (an
+   image-level reject — decode, duplicate, not a file — covers all of its jobs). Images without them
+   (a run that stopped early, a resume that lost work, images added since) are a problem.
 """
 
 from __future__ import annotations
@@ -278,4 +282,51 @@ def validate_corpus(
             _check_images(report, image_root, table, hash_images)
     elif images is not None:
         _resolve_image_root(path, manifest, images, report)
+    if images is not None and isinstance(manifest.get("fingerprint"), dict):
+        _check_coverage(report, path, manifest, images, good_shards)
     return report
+
+
+def _check_coverage(report: ValidationReport, root: Path, manifest: dict, images: str | Path,
+                    good_shards: list[str]) -> None:
+    from caption_gen.images.discovery import discover_images
+    from pedes_core.errors import InputError
+
+    fp = manifest["fingerprint"]
+    jobs = [(k, m) for m in fp.get("models") or [] for k in fp.get("kinds") or []]
+    if not jobs:
+        return
+    try:
+        found = [r.path for r in discover_images(images)]
+    except InputError as exc:
+        report.add("coverage", str(images), str(exc))
+        return
+    have: set[tuple[str, str, str]] = set()
+    whole: set[str] = set()
+    if good_shards:
+        caps = ds.dataset(good_shards, schema=CAPTION_SCHEMA, format="parquet").to_table(
+            columns=["image_path", "kind", "model"])
+        have.update(zip(caps.column("image_path").to_pylist(), caps.column("kind").to_pylist(),
+                        caps.column("model").to_pylist(), strict=True))
+    rej_files = [str(root / e["path"]) for e in manifest.get("rejects", []) if (root / str(e.get("path"))).is_file()]
+    if rej_files:
+        try:
+            rej = ds.dataset(rej_files, schema=REJECT_SCHEMA, format="parquet").to_table(
+                columns=["image_path", "kind", "model"])
+        except (OSError, pa.ArrowException) as exc:
+            report.add("coverage", "rejects", f"rejects cannot be read ({exc})")
+            return
+        for p, k, m in zip(rej.column("image_path").to_pylist(), rej.column("kind").to_pylist(),
+                           rej.column("model").to_pylist(), strict=True):
+            if k is None or m is None:
+                whole.add(p)
+            else:
+                have.add((p, k, m))
+    missing = [(p, k, m) for p in found if p not in whole for k, m in jobs if (p, k, m) not in have]
+    report.checked["coverage_images"] = len(found)
+    if missing:
+        images_missing = sorted({p for p, _, _ in missing})
+        examples = ", ".join(f"{p} ({k}|{m})" for p, k, m in missing[:5])
+        report.add("coverage", str(images),
+                   f"{len(images_missing)} image(s) found there lack a caption or reject for "
+                   f"{len(missing)} configured kind × model job(s), e.g. {examples} (rerun the captioning)")

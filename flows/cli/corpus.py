@@ -84,3 +84,19 @@ def validate(
             typer.echo(f"corpus {report.root} is valid (checked {checked})")
     if not report.ok:
         raise CorpusInvalidError(f"corpus {report.root} is invalid: {len(report.problems)} problem(s)")
+
+
+@corpus_app.command("redo-shard")
+def redo_shard(
+    path: Annotated[Path, typer.Argument(help="Corpus directory.")],
+    shard: Annotated[int, typer.Argument(help="Index of the shard to redo (its done marker and files are removed).")],
+) -> None:
+    """Forget one shard (e.g. a corrupted one) so that the next captioning run redoes its images.
+
+    Takes the writer lock, removes the shard's done marker first (the shard is then not done), then its
+    caption and reject files; rerun ``pedes caption`` / the build-corpus flow with the same settings."""
+    from caption_gen.corpus.maintenance import forget_shard
+
+    removed = forget_shard(path, shard)
+    typer.echo(f"shard {shard} of {path} removed ({', '.join(removed) or 'nothing left to remove'}); "
+               "rerun the captioning with the same settings to redo its images")
