@@ -6,12 +6,19 @@ per (image, kind).
 
 * ``static``  — seed 002 §3.1 "Instruction Design": the fixed instruction T^s.
 * ``dynamic`` — seed 002 §3.1 "Diversity Enhancement": the dynamic instruction T^d with one template
-  inserted at ``{template}``. The paper says the template is "randomly selected"; we draw it with
-  ``random.Random(f"{seed}:{image_id}:{kind}")`` so a rerun draws the same template for the same image.
+  inserted at ``{template}``. The paper "randomly select[s] one of the templates" for each instruction it
+  sends, i.e. per MLLM call: its two MLLMs (Qwen, Shikra) each get their own draw for the same image
+  (T^d_qwen and T^d_shikra are two dynamic texts, Table 1). We draw per (image, kind, model) with
+  ``random.Random(f"{seed}:{image_id}:{kind}:{model}")`` — seeded, so a rerun draws the same template
+  for the same call, and two models get independent draws (the same template with probability
+  1/len(bank)). Reading declared: a retry of a rejected caption repeats the same call and keeps its
+  template (the corpus row key holds ``template_id``). Without ``model`` (e.g. ``pedes templates
+  render``) the key is ``f"{seed}:{image_id}:{kind}"``, the draw of corpora made before the model
+  was part of the key.
 * ``identity`` / ``clothing`` — seed 000 §3.3 dual prompts, with length (``{max_words}``) and
   temperature controls from the data file.
 * ``styled`` — seed 000 §3.3 style prompts: any kind wrapped with one style prompt from a style bank
-  (drawn with the same seeded RNG, after the template draw). The instruction id gets the suffix
+  (drawn with the same seeded RNG, after the template draw, so also per model when one is given). The instruction id gets the suffix
   ``+style:<style_id>``.
 
 Every rendered instruction carries the sha256 of the exact text the model sees.
@@ -282,15 +289,18 @@ class InstructionSet:
             raise ConfigError("styled captions need a style bank (none was loaded)")
 
     def render(self, kind: str, *, image_id: str, seed: int, styled: bool = False,
-               template_id: str | None = None) -> Instruction:
-        """Render the instruction of ``kind`` for one image (deterministic in ``seed``, ``image_id``, ``kind``).
+               template_id: str | None = None, model: str | None = None) -> Instruction:
+        """Render the instruction of ``kind`` for one call: one image sent to one ``model``
+        (deterministic in ``seed``, ``image_id``, ``kind`` and ``model``).
 
         ``template_id`` forces a specific TDE template (dynamic only); otherwise it is drawn with
-        ``random.Random(f"{seed}:{image_id}:{kind}")``. With ``styled`` a style prompt is drawn next
-        from the same RNG.
+        ``random.Random(f"{seed}:{image_id}:{kind}:{model}")`` (without ``model``:
+        ``f"{seed}:{image_id}:{kind}"``; module docstring). With ``styled`` a style prompt is drawn
+        next from the same RNG.
         """
         spec = self.spec(kind)
-        rng = random.Random(f"{seed}:{image_id}:{kind}")
+        key = f"{seed}:{image_id}:{kind}" if model is None else f"{seed}:{image_id}:{kind}:{model}"
+        rng = random.Random(key)
         text = spec.text
         tid: str | None = None
         if kind == "dynamic":

@@ -5,6 +5,12 @@ then cross-attention whose keys/values are the image token features (K_i, V_i), 
 a non-causal :class:`torch.nn.TransformerDecoderLayer` (pre-LN). A final linear layer maps every text
 position to the vocabulary; the loss is cross-entropy on the masked positions only (Eq. 11).
 
+Loss normalization (declared; Eq. 11 sums −log P over the ``N`` masked tokens of *one* caption and
+does not say how a batch is reduced): :func:`training.losses.mlm.mlm_loss` with its default
+``reduction="token_mean"`` — the mean over all masked tokens of the batch, as IRRA's MLM — is what
+``sew_mcm`` uses; ``reduction="caption_sum"`` is Eq. 11 literally (per-caption sum, mean over captions),
+about ``N̄`` (mean masked tokens per caption) times larger, i.e. a rescaled λ2 of Eq. 12.
+
 The decoder is a training-only head: methods never call it from ``encode_text``/``encode_image``, so
 inference cost is that of the dual encoder (tested with forward hooks). The paper gives no depth or
 head count; defaults here: depth 1 (``mcm_depth`` in the recipe), heads = width // 64 (≥ 1).

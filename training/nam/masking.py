@@ -1,17 +1,21 @@
-"""Noise-aware masking probabilities (seed 002 Eq. 3-4) and BERT-style token replacement.
+"""Noise-aware masking probabilities (seed 002 Eq. 3-4) and the token replacement of the official code.
 
 * :func:`masking_probabilities`: ``r'_i = r_i − E_r + p`` with ``E_r`` the mean of ``r`` over the
   caption's word tokens (Eq. 3-4), clipped to [0, 1] (a probability), zero on other tokens. Before
   clipping the mean of ``r'`` over the word tokens is exactly ``p``; clipping can move it (a token
   with ``r'`` < 0 is never masked, one above 1 always), so the realised ratio is ≈ p, not = p.
 * :func:`equal_masking_probabilities`: the EM ablation, ``p`` on every word token.
-* :func:`sample_token_masking`: the paper masks "as BERT" without details; we use BERT's recipe:
-  a selected token becomes [MASK] with probability 0.8, a random ordinary token (ids
-  ``1 .. mask_token_id − 1``, never padding/special ids) with 0.1, and stays unchanged with 0.1.
-  The same uniform draws are used whatever the probabilities are, so EM and NAM with the same
-  seeds differ only through the probabilities. Draws come from one generator per caption seeded
-  by :func:`masking_seeds` (base seed, purpose, epoch, caption id), so the masks do not depend on
-  batch composition, the number of DDP ranks or where a run was resumed.
+* :func:`sample_token_masking`: seed 002 §3.2 says only that a token is masked with probability
+  ``r'_i`` (Eq. 4); it does not say what a masked token becomes. The BERT recipe used here comes from
+  the official MLLM4Text-ReID code (``datasets/bases.py``, ``FilterDataset._build_random_masked_tokens_and_labels``),
+  not from the paper: a selected token becomes [MASK] with probability 0.8, a random ordinary token
+  (ids ``1 .. mask_token_id − 1``, never padding/special ids) with 0.1, and stays unchanged with 0.1.
+  Deviation from that code (declared): it forces one [MASK] when no token was selected; we do not
+  (a caption may stay unmasked, as Eq. 4's probabilities allow). The same uniform draws are used
+  whatever the probabilities are, so EM and NAM with the same seeds differ only through the
+  probabilities. Draws come from one generator per caption seeded by :func:`masking_seeds` (base
+  seed, purpose, epoch, caption id), so the masks do not depend on batch composition, the number of
+  DDP ranks or where a run was resumed.
 """
 
 from __future__ import annotations

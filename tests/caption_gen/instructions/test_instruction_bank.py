@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,19 @@ def test_dynamic_inserts_one_template_deterministically(iset):
     assert len(drawn) >= 20
     other_seed = [iset.render("dynamic", image_id=f"img/{i:04d}.jpg", seed=8).template_id for i in range(60)]
     assert other_seed != [iset.render("dynamic", image_id=f"img/{i:04d}.jpg", seed=7).template_id for i in range(60)]
+
+
+def test_two_models_draw_their_own_template_for_the_same_image(iset):
+    """Seed 002 §3.1: the template is drawn per MLLM call, so Qwen and Shikra get independent templates."""
+    images = [f"img/{i:04d}.jpg" for i in range(60)]
+    qwen = [iset.render("dynamic", image_id=im, seed=7, model="qwen").template_id for im in images]
+    shikra = [iset.render("dynamic", image_id=im, seed=7, model="shikra").template_id for im in images]
+    same = sum(a == b for a, b in zip(qwen, shikra, strict=True))
+    assert same <= 8  # independent draws: ~60/len(bank) ≈ 1.3 coincidences expected, not 60
+    assert qwen == [iset.render("dynamic", image_id=im, seed=7, model="qwen").template_id for im in images]
+    # without a model the draw keeps the earlier (seed, image, kind) key: existing corpora rerun unchanged
+    no_model = [iset.render("dynamic", image_id=im, seed=7).template_id for im in images]
+    assert no_model == [random.Random(f"7:{im}:dynamic").choice(iset.templates).template_id for im in images]
 
 
 def test_forced_template_id(iset):
