@@ -1,49 +1,58 @@
-"""Retrieval evaluation of a trained method (DESIGN.md §6), fast-reid style ``reset/process/evaluate``.
+"""Retrieval evaluation (DESIGN.md §6): inference (:mod:`eval.inference`) + metrics, fast-reid style.
 
-Queries (captions) are encoded with ``method.encode_text`` and the gallery (images) with
-``method.encode_image`` in batches, features are L2-normalized and the cosine similarity matrix goes
-to :func:`eval.metrics.retrieval_metrics` (R1/R5/R10, mAP, mINP, mSD in percent): text-to-image with
-the captions as queries, image-to-text with the transposed matrix.
+* :class:`RetrievalEvaluator` is the metrics half (``reset`` / ``process_queries`` /
+  ``process_gallery`` / ``evaluate``): it accumulates L2-normalized query and gallery features
+  (plus the query tokens and, when a pairwise re-ranker runs, the gallery cache), builds the cosine
+  similarity matrix and computes :func:`eval.metrics.retrieval_metrics` (R1/R5/R10, mAP, mINP, mSD in
+  percent): text-to-image with the captions as queries, image-to-text on the transpose, and
+  ``t2i_rerank`` on a stage-2 score matrix when one is given. It calls no model.
+* :func:`eval.inference.inference_on_dataset` / :func:`eval.inference.rerank_on_dataset` make every
+  model call: the stage-1 pass decodes each gallery image once; stage 2 reads the already-encoded
+  features (list-level re-rankers such as Sew's visual-neighbour re-ranking, :mod:`eval.rerank`) or
+  the gallery cache of that pass (pairwise scorers such as BDAM's fusion), never the disk.
+* :class:`Evaluator` composes both for a :class:`RetrievalSet` (``run``), as the trainer and the
+  protocol use it.
 
-Re-ranking hook (stage 2, used by BDAM): when ``rerank_top_k > 0`` and the method overrides
-``rerank_scores``, the top-K gallery images of each query are re-scored with
-``method.rerank_scores(query_tokens [P, L], gallery_images [P, 3, H, W]) -> [P]`` (one score per
-pair; choice: pairs, so a method can batch any mix of queries). Re-scored entries are placed above all
-others in rerank-score order; both stages are reported (``t2i`` = stage 1, ``t2i_rerank`` = stage 2).
+Options a method cannot honour are configuration errors, never silent no-ops: ``rerank_top_k > 0``
+on a method that does not declare ``supports_rerank`` raises :class:`~pedes_core.errors.ConfigError`
+when the evaluator is built. Both stages are reported: ``t2i`` = stage 1, ``t2i_rerank`` = stage 2
+(no mSD for stage 2: re-ranked scores are no cosine similarities). ``msd_order`` (``ranked``, the
+seed 004 §3.4 formula, or ``gallery``, the public UFineBench calculator) is recorded in every summary.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
-from pedes_core.errors import InputError
+from eval.inference import (
+    Encoder,
+    ImageListDataset,
+    RerankContext,
+    RetrievalSet,
+    check_rerank_support,
+    declares_rerank,
+    inference_on_dataset,
+    needs_gallery_state,
+    rerank_on_dataset,
+)
+from eval.metrics import MSD_ORDERS, MsdOrder
+from pedes_core.errors import ConfigError
 
-
-@dataclass
-class RetrievalSet:
-    """One evaluation split: captions (queries) and distinct images (gallery) with identity ids."""
-
-    name: str
-    query_texts: list[str]
-    query_ids: np.ndarray
-    gallery_paths: list[str]
-    gallery_ids: np.ndarray
-    image_root: str | None = None  # gallery paths are relative to it when set
-
-    def __post_init__(self) -> None:
-        if len(self.query_texts) != len(self.query_ids) or len(self.gallery_paths) != len(self.gallery_ids):
-            raise ValueError(f"{self.name}: texts/ids or paths/ids differ in length")
-        if not self.query_texts or not self.gallery_paths:
-            raise InputError(f"{self.name}: empty evaluation split (no queries or no gallery images)")
+__all__ = [
+    "EvalResult",
+    "Encoder",
+    "Evaluator",
+    "ImageListDataset",
+    "RerankContext",
+    "RetrievalEvaluator",
+    "RetrievalSet",
+    "check_rerank_support",
+]
 
 
 @dataclass
@@ -54,6 +63,8 @@ class EvalResult:
     t2i: dict[str, Any]
     i2t: dict[str, Any]
     t2i_rerank: dict[str, Any] | None = None
+    msd_order: str = "ranked"
+    rerank_top_k: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -66,6 +77,8 @@ class EvalResult:
             "name": self.name,
             "num_queries": self.num_queries,
             "num_gallery": self.num_gallery,
+            "msd_order": self.msd_order,
+            "rerank_top_k": self.rerank_top_k,
             "t2i": strip(self.t2i),
             "i2t": strip(self.i2t),
             "t2i_rerank": strip(self.t2i_rerank),
@@ -73,45 +86,94 @@ class EvalResult:
         }
 
 
-class ImageListDataset(Dataset):
-    """Gallery images through the test transform."""
+class RetrievalEvaluator:
+    """Metrics of accumulated features: ``reset`` → ``process_*`` → ``evaluate``; calls no model."""
 
-    def __init__(self, paths: Sequence[str], transform: Any, root: str | None = None) -> None:
-        self.paths = list(paths)
-        self.transform = transform
-        self.root = Path(root) if root else None
+    def __init__(self, *, msd_order: MsdOrder = "ranked") -> None:
+        if msd_order not in MSD_ORDERS:
+            raise ConfigError(f"eval.msd_order: expected one of {MSD_ORDERS}, got {msd_order!r}")
+        self.msd_order = msd_order
+        self.reset()
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def reset(self) -> None:
+        self._q_feats: list[torch.Tensor] = []
+        self._q_ids: list[np.ndarray] = []
+        self._q_tokens: list[torch.Tensor] = []
+        self._g_feats: list[torch.Tensor] = []
+        self._g_ids: list[np.ndarray] = []
+        self._g_state: list[torch.Tensor] = []
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        path = self.root / self.paths[i] if self.root else Path(self.paths[i])
-        try:
-            with Image.open(path) as im:
-                return self.transform(im.convert("RGB"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: cannot read gallery image ({exc})") from None
+    def process_queries(self, features: torch.Tensor, ids: Sequence[int] | np.ndarray,
+                        tokens: torch.Tensor | None = None) -> None:
+        self._q_feats.append(torch.nn.functional.normalize(features.detach().float(), dim=-1).cpu())
+        self._q_ids.append(np.asarray(ids))
+        if tokens is not None:
+            self._q_tokens.append(tokens.detach().cpu())
+
+    def process_gallery(self, features: torch.Tensor, ids: Sequence[int] | np.ndarray,
+                        state: torch.Tensor | None = None) -> None:
+        self._g_feats.append(torch.nn.functional.normalize(features.detach().float(), dim=-1).cpu())
+        self._g_ids.append(np.asarray(ids))
+        if state is not None:
+            self._g_state.append(state.detach().cpu())
+
+    def features(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.cat(self._q_feats), torch.cat(self._g_feats)
+
+    def similarity(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        q, g = self.features()
+        return q @ g.T, np.concatenate(self._q_ids), np.concatenate(self._g_ids)
+
+    def rerank_context(self, top_k: int, *, device: torch.device | str = "cpu", batch_size: int = 128,
+                       amp_dtype: torch.dtype | None = None) -> RerankContext:
+        q, g = self.features()
+        return RerankContext(
+            similarity=q @ g.T,
+            query_features=q,
+            gallery_features=g,
+            query_tokens=_cat_or_none(self._q_tokens, len(q)),
+            gallery_state=_cat_or_none(self._g_state, len(g)),
+            top_k=top_k,
+            device=torch.device(device),
+            batch_size=batch_size,
+            amp_dtype=amp_dtype,
+        )
+
+    def evaluate(self, stage2: torch.Tensor | None = None) -> dict[str, dict[str, Any] | None]:
+        """``t2i`` / ``i2t`` metrics of the cosine matrix, ``t2i_rerank`` of ``stage2`` when given."""
+        from eval.metrics import retrieval_metrics
+
+        sim, q_ids, g_ids = self.similarity()
+        out: dict[str, dict[str, Any] | None] = {
+            "t2i": retrieval_metrics(sim, q_ids, g_ids, msd_order=self.msd_order),
+            "i2t": retrieval_metrics(sim.T.contiguous(), g_ids, q_ids, msd_order=self.msd_order),
+            "t2i_rerank": None,
+        }
+        if stage2 is not None:
+            if tuple(stage2.shape) != tuple(sim.shape):
+                raise ValueError(f"stage-2 matrix has shape {tuple(stage2.shape)}, expected {tuple(sim.shape)}")
+            out["t2i_rerank"] = retrieval_metrics(stage2, q_ids, g_ids, compute_msd=False)
+        return out
 
 
-class Encoder(Protocol):
-    """What the evaluator needs of a model: global embeddings of texts and images (any scale)."""
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor: ...
-
-    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor: ...
-
-
-def _overrides_rerank(method: Any) -> bool:
-    """A model declares a stage-2 scorer with ``supports_rerank = True`` and ``rerank_scores``."""
-    return bool(getattr(method, "supports_rerank", False)) and callable(getattr(method, "rerank_scores", None))
+def _cat_or_none(parts: list[torch.Tensor], expected: int) -> torch.Tensor | None:
+    if not parts:
+        return None
+    joined = torch.cat(parts)
+    return joined if len(joined) == expected else None
 
 
 class Evaluator:
-    """Accumulate query/gallery features (``process_*``), then ``evaluate()``; or :meth:`run` a set."""
+    """Inference + metrics for one :class:`RetrievalSet` (``run``); the method's mode is restored.
+
+    Raises:
+        ConfigError: ``rerank_top_k > 0`` on a method without a declared re-ranker, or an unknown
+            ``msd_order``.
+    """
 
     def __init__(
         self,
-        method: torch.nn.Module,
+        method: Any,
         *,
         tokenizer: Any,
         transform: Any,
@@ -120,7 +182,11 @@ class Evaluator:
         num_workers: int = 0,
         amp_dtype: torch.dtype | None = None,
         rerank_top_k: int = 0,
+        msd_order: MsdOrder = "ranked",
     ) -> None:
+        if rerank_top_k < 0:
+            raise ConfigError(f"eval.rerank_top_k: expected >= 0, got {rerank_top_k}")
+        check_rerank_support(method, rerank_top_k)
         self.method = method
         self.tokenizer = tokenizer
         self.transform = transform
@@ -129,93 +195,47 @@ class Evaluator:
         self.num_workers = num_workers
         self.amp_dtype = amp_dtype
         self.rerank_top_k = rerank_top_k
-        self.reset()
+        self.metrics = RetrievalEvaluator(msd_order=msd_order)
 
-    def reset(self) -> None:
-        self._q_feats: list[torch.Tensor] = []
-        self._q_ids: list[np.ndarray] = []
-        self._g_feats: list[torch.Tensor] = []
-        self._g_ids: list[np.ndarray] = []
+    @property
+    def msd_order(self) -> str:
+        return self.metrics.msd_order
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    @torch.no_grad()
-    def process_queries(self, text_tokens: torch.Tensor, ids: Sequence[int] | np.ndarray) -> None:
-        with self._autocast():
-            feats = self.method.encode_text(text_tokens.to(self.device))
-        self._q_feats.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-        self._q_ids.append(np.asarray(ids))
-
-    @torch.no_grad()
-    def process_gallery(self, images: torch.Tensor, ids: Sequence[int] | np.ndarray) -> None:
-        with self._autocast():
-            feats = self.method.encode_image(images.to(self.device))
-        self._g_feats.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-        self._g_ids.append(np.asarray(ids))
+    @property
+    def reranks(self) -> bool:
+        return self.rerank_top_k > 0 and declares_rerank(self.method)
 
     def similarity(self) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-        q = torch.cat(self._q_feats)
-        g = torch.cat(self._g_feats)
-        return q @ g.T, np.concatenate(self._q_ids), np.concatenate(self._g_ids)
+        """Stage-1 cosine matrix and ids of the last :meth:`run`."""
+        return self.metrics.similarity()
 
-    def evaluate(self) -> dict[str, dict[str, Any]]:
-        from eval.metrics import retrieval_metrics
-
-        sim, q_ids, g_ids = self.similarity()
-        return {
-            "t2i": retrieval_metrics(sim, q_ids, g_ids),
-            "i2t": retrieval_metrics(sim.T.contiguous(), g_ids, q_ids),
-        }
-
-    # --- whole split ---------------------------------------------------------------------------
     def run(self, data: RetrievalSet) -> EvalResult:
-        """Encode and evaluate one :class:`RetrievalSet` (method put in eval mode, mode restored)."""
-        was_training = self.method.training
-        self.method.eval()
-        try:
-            self.reset()
-            for start in range(0, len(data.query_texts), self.batch_size):
-                texts = data.query_texts[start : start + self.batch_size]
-                self.process_queries(self.tokenizer(texts), data.query_ids[start : start + self.batch_size])
-            loader = DataLoader(
-                ImageListDataset(data.gallery_paths, self.transform, data.image_root),
-                batch_size=self.batch_size,
-                num_workers=self.num_workers,
+        inference_on_dataset(
+            self.method,
+            data,
+            self.metrics,
+            tokenizer=self.tokenizer,
+            transform=self.transform,
+            device=self.device,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            amp_dtype=self.amp_dtype,
+            keep_gallery_state=needs_gallery_state(self.method, self.rerank_top_k),
+        )
+        stage2 = None
+        if self.reranks:
+            context = self.metrics.rerank_context(
+                self.rerank_top_k, device=self.device, batch_size=self.batch_size, amp_dtype=self.amp_dtype
             )
-            offset = 0
-            for images in loader:
-                self.process_gallery(images, data.gallery_ids[offset : offset + len(images)])
-                offset += len(images)
-            metrics = self.evaluate()
-            result = EvalResult(data.name, len(data.query_texts), len(data.gallery_paths), metrics["t2i"], metrics["i2t"])
-            if self.rerank_top_k > 0 and _overrides_rerank(self.method):
-                result.t2i_rerank = self._rerank(data)
-            return result
-        finally:
-            self.method.train(was_training)
-
-    @torch.no_grad()
-    def _rerank(self, data: RetrievalSet) -> dict[str, Any]:
-        from eval.metrics import retrieval_metrics
-
-        sim, q_ids, g_ids = self.similarity()
-        k = min(self.rerank_top_k, sim.shape[1])
-        top = sim.topk(k, dim=1).indices
-        images = ImageListDataset(data.gallery_paths, self.transform, data.image_root)
-        reranked = sim.clone()
-        ceiling = float(sim.max()) + 1.0
-        for q in range(sim.shape[0]):
-            tokens = self.tokenizer([data.query_texts[q]]).expand(k, -1).to(self.device)
-            gallery = torch.stack([images[int(j)] for j in top[q]]).to(self.device)
-            with self._autocast():
-                scores = self.method.rerank_scores(tokens, gallery)
-            if scores is None:
-                return retrieval_metrics(sim, q_ids, g_ids, compute_msd=False)
-            scores = scores.float().cpu().reshape(-1)
-            span = (scores.max() - scores.min()).clamp_min(1e-12)
-            reranked[q, top[q]] = ceiling + (scores - scores.min()) / span
-        # re-ranked scores are no cosine similarities: no mSD for stage 2
-        return retrieval_metrics(reranked, q_ids, g_ids, compute_msd=False)
+            stage2 = rerank_on_dataset(self.method, context)
+        metrics = self.metrics.evaluate(stage2)
+        return EvalResult(
+            data.name,
+            len(data.query_texts),
+            len(data.gallery_paths),
+            metrics["t2i"],
+            metrics["i2t"],
+            metrics["t2i_rerank"],
+            msd_order=self.msd_order,
+            rerank_top_k=self.rerank_top_k if self.reranks else 0,
+        )

@@ -35,8 +35,17 @@ Conventions (all metrics in percent):
   positive to the mean negative normalized similarity. Without negatives, or with mean negative 0 and
   a positive mean > 0, :math:`x = \infty` and PNR = 1; with mean positive 0, PNR = 0. A 0/0 term of
   ASP (every item up to the positive has normalized similarity 0) counts 0. The cumulative sums run
-  over the ranked list, as the formula says; the public mSD calculator sums in gallery order and
-  agrees only when the gallery is already sorted by descending similarity (tested).
+  over the ranked list, as the formula says (``msd_order="ranked"``, the default).
+
+  ``msd_order="gallery"`` reproduces the public UFineBench calculator (``mSD_Calculator.py``,
+  ``mSD_rank``) for comparison with published UFineBench tables: it takes the positive mask at the
+  *ranked* positions ``j_k`` but multiplies it with the similarity row in *gallery* (storage) order,
+  so every "positive" weight, the running sums and the PNR means are read from the unsorted row:
+  :math:`s^+_{(k)} = s_{j_k}` (the gallery item stored at index ``j_k - 1``, 0-based),
+  :math:`\sum_{i\le j_k} s_i` over the first ``j_k`` stored items. Both orders agree only when the
+  gallery is already sorted by descending similarity; on random cases they differ by several points
+  (tested against an independent transcription of the calculator). Ties: this module's ranking
+  (stable, smaller gallery index first); the calculator's ``torch.argsort`` is not stable.
   mSD needs cosine similarities: a value outside ``[-1, 1]`` by more than ``COSINE_TOLERANCE``
   raises ``InputError`` (pass ``compute_msd=False`` for other scores); values within the tolerance
   are clamped to ``[0, 1]`` after the mapping.
@@ -51,13 +60,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from pedes_core.errors import InputError
-from eval.ranking import Backend, PositiveRanks, rank_positives, resolve_backend
+from eval.ranking import Backend, PositiveRanks, normalized_similarity, rank_positives, resolve_backend
 
 #: Slack on the cosine range for mSD (float16 cosines of normalized vectors can exceed 1 slightly).
 COSINE_TOLERANCE = 1e-2
@@ -65,6 +74,8 @@ COSINE_TOLERANCE = 1e-2
 CHUNK_ELEMENTS = 1 << 22
 DEFAULT_KS = (1, 5, 10)
 DEFAULT_CMC_MAX_RANK = 50
+MsdOrder = Literal["ranked", "gallery"]
+MSD_ORDERS: tuple[str, ...] = ("ranked", "gallery")
 
 
 def _as_tensor(similarity: Any) -> torch.Tensor:
@@ -149,6 +160,21 @@ def _similarity_distribution(ranked: PositiveRanks, gallery_size: int) -> torch.
     return pnr * asp
 
 
+def _gallery_order_ranks(chunk: torch.Tensor, ranked: PositiveRanks) -> PositiveRanks:
+    """The public calculator's weights: ranked positions ``j_k`` read on the row in gallery order."""
+    weights = normalized_similarity(chunk).to(torch.float64)
+    at = (ranked.ranks - 1).clamp(min=0)
+    through = weights.cumsum(dim=1).gather(1, at)
+    return PositiveRanks(
+        counts=ranked.counts,
+        valid=ranked.valid,
+        ranks=ranked.ranks,
+        positive_weight=weights.gather(1, at).masked_fill_(~ranked.valid, 0.0),
+        weight_through=through.masked_fill_(~ranked.valid, 0.0),
+        weight_total=weights.sum(dim=1),
+    )
+
+
 def _percent(values: np.ndarray) -> float:
     return float(values.mean() * 100.0) if values.size else math.nan
 
@@ -163,6 +189,7 @@ def retrieval_metrics(
     cmc_max_rank: int = DEFAULT_CMC_MAX_RANK,
     compute_msd: bool = True,
     backend: Backend = "auto",
+    msd_order: MsdOrder = "ranked",
 ) -> dict[str, Any]:
     """Rank-k, mAP, mINP and mSD (percent) of a query x gallery similarity matrix.
 
@@ -177,6 +204,8 @@ def retrieval_metrics(
         compute_msd: compute mSD (needs cosine similarities); ``mSD`` is NaN when False.
         backend: ranking backend (``eval.ranking``): ``"auto"`` (compiled ``"numba"`` loop for CPU
             tensors when numba is installed, else ``"torch"``), ``"torch"`` or ``"numba"``.
+        msd_order: ``"ranked"`` (seed 004 §3.4 Eq. 2 over the ranked list) or ``"gallery"`` (the
+            public UFineBench calculator's sums in gallery order; see the module docstring).
 
     Returns:
         ``{"R1", "R5", "R10" (one per ``ks``), "mAP", "mINP", "mSD"}`` as percent floats (NaN when no
@@ -203,6 +232,8 @@ def retrieval_metrics(
         chunk_size = max(1, CHUNK_ELEMENTS // max(gallery_size, 1))
     if chunk_size < 1:
         raise InputError(f"chunk_size: expected >= 1, got {chunk_size}")
+    if msd_order not in MSD_ORDERS:
+        raise InputError(f"msd_order: expected one of {MSD_ORDERS}, got {msd_order!r}")
 
     device = matrix.device
     try:
@@ -237,6 +268,10 @@ def retrieval_metrics(
         columns = torch.arange(width, device=device)
         positive_index = gallery_order[(id_start[codes][:, None] + columns).clamp(max=gallery_size - 1)]
         ranked = rank_positives(chunk, positive_index, counts, resolved)
+        if compute_msd and msd_order == "gallery":
+            sd_input = _gallery_order_ranks(chunk, ranked)
+        else:
+            sd_input = ranked
         del chunk
         ranks64 = ranked.ranks.to(torch.float64)
         counts64 = counts.to(torch.float64)
@@ -247,7 +282,7 @@ def retrieval_metrics(
         hardest = ranks64.gather(1, (counts - 1)[:, None])[:, 0]
         inverse_negative_penalty.append((counts64 / hardest).cpu())
         if compute_msd:
-            similarity_distribution.append(_similarity_distribution(ranked, gallery_size).cpu())
+            similarity_distribution.append(_similarity_distribution(sd_input, gallery_size).cpu())
 
     first = torch.cat(first_ranks).numpy() if first_ranks else np.zeros(0, dtype=np.int64)
     num_evaluated = int(first.size)

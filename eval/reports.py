@@ -4,22 +4,43 @@
   benchmark R1 / mAP (text-to-image), the pretrained checkpoint evaluated on each test split.
 * :func:`finetune_table` — Table 4: rows = (initialisation, fine-tuning source), columns = target
   benchmark R1 / mAP; off-diagonal cells are the cross-domain matrix.
+
+Every table ends with a note line naming the mSD order its numbers used (``ranked``: seed 004 §3.4
+over the ranked list; ``gallery``: the public UFineBench calculator), see :func:`msd_note`; rows of a
+re-ranked evaluation (stage 2, ``t2i_rerank``) are labelled as such.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 MISSING = "–"
+MSD_ORDER_TEXT = {
+    "ranked": "ranked-list order (seed 004 §3.4 formula)",
+    "gallery": "gallery order (public UFineBench mSD_Calculator.py)",
+}
+RERANK_SUFFIX = " + re-rank"
+
+
+def msd_note(orders: str | Iterable[str] | None) -> str:
+    """The table note naming the mSD order(s) used, e.g. ``mSD order: ranked-list order (...)``."""
+    if orders is None:
+        return ""
+    names = [orders] if isinstance(orders, str) else sorted(set(orders))
+    if not names:
+        return ""
+    return "\nmSD order: " + "; ".join(MSD_ORDER_TEXT.get(n, n) for n in names) + "\n"
 
 
 def _fmt(metrics: Mapping[str, Any] | None, key: str) -> str:
     if not metrics or key not in metrics or metrics[key] is None:
         return MISSING
-    return f"{float(metrics[key]):.2f}"
+    value = float(metrics[key])
+    return MISSING if math.isnan(value) else f"{value:.2f}"
 
 
 def _header(targets: Sequence[str], lead: Sequence[str]) -> list[str]:
@@ -28,17 +49,19 @@ def _header(targets: Sequence[str], lead: Sequence[str]) -> list[str]:
     return [top, sep]
 
 
-def direct_transfer_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], targets: Sequence[str]) -> str:
-    """``results[init][target]`` = t2i metrics dict → Markdown (seed 002 Table 3 shape)."""
+def direct_transfer_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]], targets: Sequence[str],
+                          msd_order: str | Iterable[str] | None = None) -> str:
+    """``results[init][target]`` = t2i metrics dict → Markdown (seed 002 Table 3 shape) + mSD-order note."""
     lines = _header(targets, ["Init"])
     for init, row in results.items():
         cells = [c for t in targets for c in (_fmt(row.get(t), "R1"), _fmt(row.get(t), "mAP"))]
         lines.append(f"| {init} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + msd_note(msd_order)
 
 
 def finetune_table(
-    results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], targets: Sequence[str]
+    results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], targets: Sequence[str],
+    msd_order: str | Iterable[str] | None = None,
 ) -> str:
     """``results[init][source][target]`` = t2i metrics → Markdown (seed 002 Table 4 shape, cross-domain matrix)."""
     lines = _header(targets, ["Init", "Source"])
@@ -46,7 +69,7 @@ def finetune_table(
         for i, (source, row) in enumerate(by_source.items()):
             cells = [c for t in targets for c in (_fmt(row.get(t), "R1"), _fmt(row.get(t), "mAP"))]
             lines.append(f"| {init if i == 0 else ''} | {source} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + msd_note(msd_order)
 
 
 def write_json(payload: Mapping[str, Any], path: str | Path) -> Path:
@@ -91,5 +114,8 @@ def single_result_markdown(summary: Mapping[str, Any]) -> str:
     for direction in ("t2i", "i2t", "t2i_rerank"):
         m = summary.get(direction)
         if m:
-            lines.append(f"| {direction} | " + " | ".join(_fmt(m, k) for k in keys) + " |")
-    return "\n".join(lines) + "\n"
+            label = direction
+            if direction == "t2i_rerank" and summary.get("rerank_top_k"):
+                label = f"t2i_rerank (stage 2, K={summary['rerank_top_k']})"
+            lines.append(f"| {label} | " + " | ".join(_fmt(m, k) for k in keys) + " |")
+    return "\n".join(lines) + "\n" + msd_note(summary.get("msd_order"))

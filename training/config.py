@@ -161,7 +161,10 @@ class EvalConfig(ConfigModel):
     batch_size: int = Field(128, ge=1)
     select_metric: Literal["R1", "R5", "R10", "mAP", "mINP"] = "R1"
     benchmarks: list[BenchmarkSourceConfig] = Field(default_factory=list)  # test split, on the best checkpoint
-    rerank_top_k: int = Field(0, ge=0)  # > 0: use the method's rerank_scores on the top-K
+    rerank_top_k: int = Field(0, ge=0)  # > 0: the method's declared re-ranker (else a ConfigError)
+    # mSD: "ranked" = seed 004 §3.4 over the ranked list; "gallery" = the public UFineBench calculator's
+    # gallery-order sums (to compare with published UFineBench tables); see eval.metrics.
+    msd_order: Literal["ranked", "gallery"] = "ranked"
     cmc_plot: bool = True
 
 

@@ -39,6 +39,9 @@ class ProtocolConfig(ConfigModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = Field(128, ge=1)
     num_workers: int = Field(0, ge=0)
+    #: mSD order for every checkpoint (``ranked``: seed 004 §3.4; ``gallery``: the public UFineBench
+    #: calculator); ``None`` = each checkpoint's recipe ``eval.msd_order``. Written into every table.
+    msd_order: Literal["ranked", "gallery"] | None = None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -78,8 +81,11 @@ def load_trained_method(path: str | Path, device: Any = "cpu") -> tuple[Any, Rec
 
 
 def evaluate_checkpoint(path: str | Path, targets: list[Any], *, device: str = "auto", batch_size: int = 128,
-                        num_workers: int = 0, split: str = "test") -> dict[str, Any]:
-    """Summaries (``EvalResult.summary()`` plus the CMC curve) of one checkpoint on each target."""
+                        num_workers: int = 0, split: str = "test", msd_order: str | None = None) -> dict[str, Any]:
+    """Summaries (``EvalResult.summary()`` plus the CMC curves) of one checkpoint on each target.
+
+    The recipe's ``eval.rerank_top_k`` applies (both stages reported, ``t2i`` and ``t2i_rerank``);
+    ``msd_order`` overrides the recipe's ``eval.msd_order`` when given."""
     from eval.evaluator import Evaluator
     from training.data.transforms import build_test_transform
     from training.engine.data_setup import benchmark_test_set
@@ -99,14 +105,30 @@ def evaluate_checkpoint(path: str | Path, targets: list[Any], *, device: str = "
         num_workers=num_workers,
         amp_dtype=amp_dtype_for(recipe.engine.amp, dev),
         rerank_top_k=recipe.eval.rerank_top_k,
+        msd_order=msd_order or recipe.eval.msd_order,
     )
     out: dict[str, Any] = {}
     for target in targets:
         result = evaluator.run(benchmark_test_set(target, split))
         summary = result.summary()
         summary["cmc"] = [float(v) for v in result.t2i.get("cmc", [])]
+        if result.t2i_rerank is not None:
+            summary["cmc_rerank"] = [float(v) for v in result.t2i_rerank.get("cmc", [])]
         summary["checkpoint"] = str(resolve_checkpoint(path))
         out[target.display] = summary
+    return out
+
+
+def _stage_rows(rows: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Table rows of stage 1 (``t2i``), plus a ``<row> + re-rank`` row (``t2i_rerank``) where a target has one."""
+    from eval.reports import RERANK_SUFFIX
+
+    out: dict[str, dict[str, Any]] = {}
+    for label, by_target in rows.items():
+        out[label] = {t: s["t2i"] for t, s in by_target.items()}
+        reranked = {t: s["t2i_rerank"] for t, s in by_target.items() if s.get("t2i_rerank")}
+        if reranked:
+            out[label + RERANK_SUFFIX] = reranked
     return out
 
 
@@ -120,26 +142,30 @@ def run_protocol(cfg: ProtocolConfig, out_dir: str | Path) -> dict[str, Any]:
     for row in cfg.finetune:
         if row.source not in labels:
             raise ConfigError(f"finetune row {row.init!r}: source {row.source!r} is not a benchmark label ({labels})")
-    kw = {"device": cfg.device, "batch_size": cfg.batch_size, "num_workers": cfg.num_workers, "split": cfg.split}
+    kw = {"device": cfg.device, "batch_size": cfg.batch_size, "num_workers": cfg.num_workers, "split": cfg.split,
+          "msd_order": cfg.msd_order}
     direct: dict[str, dict[str, Any]] = {}
     for row in cfg.direct_transfer:
         direct[row.init] = evaluate_checkpoint(row.checkpoint, cfg.benchmarks, **kw)
     finetune: dict[str, dict[str, dict[str, Any]]] = {}
     for row in cfg.finetune:
         finetune.setdefault(row.init, {})[row.source] = evaluate_checkpoint(row.checkpoint, cfg.benchmarks, **kw)
-    t2i_direct = {i: {t: s["t2i"] for t, s in r.items()} for i, r in direct.items()}
-    t2i_ft = {i: {src: {t: s["t2i"] for t, s in r.items()} for src, r in by.items()} for i, by in finetune.items()}
-    payload = {"split": cfg.split, "targets": labels, "direct_transfer": direct, "finetune": finetune}
+    t2i_direct = _stage_rows(direct)
+    t2i_ft = {i: _stage_rows(by) for i, by in finetune.items()}
+    orders = sorted({s["msd_order"] for r in direct.values() for s in r.values()}
+                    | {s["msd_order"] for by in finetune.values() for r in by.values() for s in r.values()})
+    payload = {"split": cfg.split, "targets": labels, "msd_order": orders[0] if len(orders) == 1 else orders,
+               "direct_transfer": direct, "finetune": finetune}
     write_json(payload, out / "protocol.json")
     if direct:
         (out / "direct_transfer.md").write_text(
-            "## Direct transfer (text-to-image, seed 002 Table 3 layout)\n\n" + direct_transfer_table(t2i_direct, labels)
+            "## Direct transfer (text-to-image, seed 002 Table 3 layout)\n\n" + direct_transfer_table(t2i_direct, labels, orders)
         )
         for target in labels:
             plot_cmc({i: r[target]["cmc"] for i, r in direct.items()}, out / f"cmc-direct-{target}.png")
     if finetune:
         (out / "finetune.md").write_text(
             "## Fine-tuning (text-to-image, seed 002 Table 4 layout; off-diagonal = cross-domain)\n\n"
-            + finetune_table(t2i_ft, labels)
+            + finetune_table(t2i_ft, labels, orders)
         )
     return payload

@@ -23,6 +23,11 @@ def evaluate(
     out: Annotated[Path | None, typer.Option("--out", help="Output directory for JSON/Markdown/PNG.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Encoding batch size.")] = 128,
+    msd_order: Annotated[
+        str | None,
+        typer.Option("--msd-order", help="mSD order: ranked (UFineBench paper formula) or gallery (public UFineBench "
+                     "calculator); default: the checkpoint recipe's eval.msd_order."),
+    ] = None,
 ) -> None:
     """Evaluate text-to-image retrieval (R1/R5/R10, mAP, mINP, mSD) and write results."""
     from rich.console import Console
@@ -35,6 +40,10 @@ def evaluate(
         from training.protocol import ProtocolConfig, run_protocol
 
         cfg = load_config(ProtocolConfig, protocol)
+        if msd_order is not None:
+            if msd_order not in ("ranked", "gallery"):
+                raise ConfigError(f"--msd-order: expected ranked or gallery, got {msd_order!r}")
+            cfg = cfg.model_copy(update={"msd_order": msd_order})
         target = out or Path(f"{protocol.stem}-results")  # the current directory, not next to the protocol file
         run_protocol(cfg, target)
         for name in ("direct_transfer.md", "finetune.md"):
@@ -47,12 +56,15 @@ def evaluate(
         raise ConfigError(f"pedes eval: missing {', '.join(missing)} (or give --protocol FILE)")
     if split not in ("test", "val"):
         raise ConfigError(f"--split: expected test or val, got {split!r}")
+    if msd_order not in (None, "ranked", "gallery"):
+        raise ConfigError(f"--msd-order: expected ranked or gallery, got {msd_order!r}")
     from training.protocol import evaluate_checkpoint
     from eval.reports import plot_cmc, single_result_markdown, write_json
     from training.config import BenchmarkSourceConfig
 
     source = BenchmarkSourceConfig(name=dataset, annotations=annotations, images=images)
-    results = evaluate_checkpoint(checkpoint, [source], device=device, batch_size=batch_size, split=split)
+    results = evaluate_checkpoint(checkpoint, [source], device=device, batch_size=batch_size, split=split,
+                                  msd_order=msd_order)
     summary = results[source.display]
     target = out or Path("eval-results") / f"{dataset}-{split}"
     write_json(summary, target / "results.json")

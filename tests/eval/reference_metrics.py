@@ -1,8 +1,8 @@
 """Plain, slow, obviously-correct retrieval metrics: one query at a time, Python ``sorted``.
 
 Everything is computed from the float32 values of the similarity matrix (as ``eval.metrics`` does),
-in Python floats. Also holds the public mSD calculator's gallery-order variant, used to show that it
-agrees with the formula only on a pre-sorted gallery.
+in Python floats. Also holds an independent transcription of the public UFineBench mSD calculator
+(``public_calculator_sd``), the reference of ``retrieval_metrics(..., msd_order="gallery")``.
 """
 
 from __future__ import annotations
@@ -91,13 +91,31 @@ def reference_metrics(
     return out
 
 
-def public_gallery_order_sd(scores: list[float], gallery_ids: list, query_id: Any) -> float:
-    """The public mSD calculator's reading: the SD formula with cumulative sums in *gallery* order.
+def public_calculator_sd(scores: list[float], gallery_ids: list, query_id: Any) -> float:
+    """SD of one query as the public UFineBench calculator (``mSD_Calculator.py``, ``mSD_rank``) computes it.
 
-    Its cumulative sums run over the gallery as stored instead of over the ranked list, i.e. it
-    evaluates the formula on the unsorted list; identical to ``reference_query(...)["SD"]`` exactly
-    when the gallery is already sorted by descending similarity.
+    An independent, per-query transcription of what that script does, step by step:
+    ``s = sim / 2 + 0.5`` over the row *as stored*; ``indices`` = argsort descending; ``matches[i]`` =
+    whether the item *ranked* ``i`` is a positive; the positive weights are ``s[i] * matches[i]``,
+    i.e. the stored row masked at the ranked positions; PNR from the positive/negative means of those
+    sums; ASP from the running sums of the stored row and of the masked row at each ``i`` with
+    ``matches[i]``. Agrees with the seed 004 formula only on a gallery sorted by descending score.
+    (No clamping: the script has none; callers pass cosines in ``[-1, 1]``.)
     """
-    normalized = [min(max(s / 2 + 0.5, 0.0), 1.0) for s in scores]
-    matches = [g == query_id for g in gallery_ids]
-    return sd_of_list(normalized, matches)
+    normalized = [s / 2 + 0.5 for s in scores]
+    ranked = ranked_order(scores)
+    matches = [gallery_ids[g] == query_id for g in ranked]  # by rank position
+    masked = [normalized[i] if matches[i] else 0.0 for i in range(len(scores))]  # stored row × rank mask
+    num_rel = sum(matches)
+    positive_sum = sum(masked)
+    negative_sum = sum(normalized) - positive_sum
+    num_neg = len(scores) - num_rel
+    pnr = 1.0 - math.exp(-((positive_sum / num_rel) / (negative_sum / num_neg))) if num_neg else 1.0
+    terms = []
+    running_all = running_pos = 0.0
+    for i in range(len(scores)):
+        running_all += normalized[i]
+        running_pos += masked[i]
+        if matches[i]:
+            terms.append(running_pos / running_all)
+    return pnr * sum(terms) / num_rel

@@ -10,7 +10,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reference_metrics import public_gallery_order_sd, reference_metrics, reference_query
+from reference_metrics import public_calculator_sd, reference_metrics, reference_query
 
 from pedes_core.errors import InputError
 from eval.metrics import cmc_curve, evaluate_both_directions, retrieval_metrics
@@ -126,13 +126,22 @@ def test_msd_follows_ranked_list_and_public_calculator_agrees_only_when_presorte
     ours_reversed = retrieval_metrics(np.array([reversed_gallery], np.float32), ["p"], reversed_ids)["mSD"]
     assert ours == pytest.approx(100 * pnr * asp, abs=1e-4)
     assert ours_reversed == pytest.approx(ours, abs=1e-6)  # the formula ranks first: order-invariant
-    # The gallery-order calculator: equal on the pre-sorted gallery, different otherwise.
-    assert public_gallery_order_sd(presorted, ids, "p") == pytest.approx(formula)
-    # Reversed gallery 0.55, 0.60 (p), 0.90, 0.95 (p): running sums in that order.
-    gallery_order_asp = (0.60 / (0.55 + 0.60) + (0.60 + 0.95) / (0.55 + 0.60 + 0.90 + 0.95)) / 2
-    public = public_gallery_order_sd(reversed_gallery, reversed_ids, "p")
-    assert public == pytest.approx(pnr * gallery_order_asp)
+    # The public calculator: equal on the pre-sorted gallery, different otherwise.
+    assert public_calculator_sd(presorted, ids, "p") == pytest.approx(formula)
+    # Reversed gallery stored as 0.55 (n), 0.60 (p), 0.90 (n), 0.95 (p); ranked p, n, p, n, so the
+    # calculator's rank mask [1, 0, 1, 0] picks the *stored* items 0 and 2 (0.55, 0.90) as "positives".
+    calc_asp = (0.55 / 0.55 + (0.55 + 0.90) / (0.55 + 0.60 + 0.90)) / 2
+    calc_pnr = 1 - math.exp(-((0.55 + 0.90) / 2) / ((0.60 + 0.95) / 2))
+    public = public_calculator_sd(reversed_gallery, reversed_ids, "p")
+    assert public == pytest.approx(calc_pnr * calc_asp)
     assert public != pytest.approx(formula, abs=1e-3)
+    gallery = retrieval_metrics(np.array([reversed_gallery], np.float32), ["p"], reversed_ids, msd_order="gallery")
+    assert gallery["mSD"] == pytest.approx(100 * calc_pnr * calc_asp, abs=1e-4)
+    for backend in ("torch", "numba"):
+        if backend == "numba" and not numba_available():
+            continue
+        same = retrieval_metrics(np.array([presorted], np.float32), ["p"], ids, msd_order="gallery", backend=backend)
+        assert same["mSD"] == pytest.approx(ours, abs=1e-5)
 
 
 def test_public_calculator_agrees_on_presorted_random_galleries() -> None:
@@ -144,12 +153,37 @@ def test_public_calculator_agrees_on_presorted_random_galleries() -> None:
         ids = rng.integers(0, 3, gallery)
         ids[0] = 0  # query id 0 has at least one positive
         order = np.argsort(-scores, kind="stable")
-        sorted_scores, sorted_ids = scores[order].tolist(), ids[order].tolist()
+        sorted_scores, sorted_ids = scores[order].astype(np.float64).tolist(), ids[order].tolist()
         ours = retrieval_metrics(scores[None, :], [0], ids)["mSD"]
-        assert ours == pytest.approx(100 * public_gallery_order_sd(sorted_scores, sorted_ids, 0), abs=1e-5)
-        unsorted = 100 * public_gallery_order_sd(scores.astype(np.float64).tolist(), ids.tolist(), 0)
+        assert ours == pytest.approx(100 * public_calculator_sd(sorted_scores, sorted_ids, 0), abs=1e-5)
+        unsorted = 100 * public_calculator_sd(scores.astype(np.float64).tolist(), ids.tolist(), 0)
         disagreements += not math.isclose(ours, unsorted, abs_tol=1e-5)
-    assert disagreements > 30  # on shuffled galleries the gallery-order sums give another number
+    assert disagreements > 30  # on shuffled galleries the calculator gives another number
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_gallery_msd_order_matches_the_public_calculator_on_random_cases(backend: str) -> None:
+    """``msd_order="gallery"`` = an independent transcription of the public calculator; ``ranked`` differs."""
+    if backend == "numba" and not numba_available():
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(12)
+    queries, gallery, identities = 40, 60, 12
+    gallery_ids = rng.integers(0, identities, gallery)
+    query_ids = rng.integers(0, identities, queries)
+    # a trained-model-like case: cosines with noise, positives 0.4 higher (R1 ~ 80 %)
+    signal = 0.4 * (query_ids[:, None] == gallery_ids[None, :])
+    sim = np.clip(rng.normal(0.0, 0.2, (queries, gallery)) + signal, -1, 1).astype(np.float32)
+    evaluated = [i for i in range(queries) if (gallery_ids == query_ids[i]).any()]
+    rows = sim.astype(np.float64).tolist()
+    expected = 100 * np.mean([public_calculator_sd(rows[i], gallery_ids.tolist(), query_ids[i]) for i in evaluated])
+    got = retrieval_metrics(sim, query_ids, gallery_ids, msd_order="gallery", backend=backend, chunk_size=7)
+    ranked = retrieval_metrics(sim, query_ids, gallery_ids, backend=backend)
+    assert got["mSD"] == pytest.approx(expected, abs=1e-4)
+    assert ranked["mSD"] == pytest.approx(reference_metrics(sim, query_ids, gallery_ids)["mSD"], abs=1e-4)
+    assert abs(got["mSD"] - ranked["mSD"]) > 3.0  # the two orders differ by points (here ~8), not rounding
+    assert {k: got[k] for k in ("R1", "mAP", "mINP")} == {k: ranked[k] for k in ("R1", "mAP", "mINP")}
+    with pytest.raises(InputError, match="msd_order"):
+        retrieval_metrics(sim, query_ids, gallery_ids, msd_order="sorted")
 
 
 # ----------------------------------------------------------------------------- random cases vs reference

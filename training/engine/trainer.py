@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from pedes_core.configuration import save_resolved
 from pedes_core.errors import ConfigError
-from eval.evaluator import EvalResult, Evaluator
+from eval.evaluator import EvalResult, Evaluator, check_rerank_support
 from training.config import RecipeConfig
 from training.data.collate import TokenizingCollate
 from training.data.samplers import GlobalBatchSampler
@@ -128,6 +128,7 @@ class Trainer:
 
         self.data: TrainingData = build_training_data(recipe, self.run_dir, self.ctx)
         self.method = build_method(recipe, self.data.num_classes, self.data.num_captions)
+        check_rerank_support(self.method, recipe.eval.rerank_top_k)  # before any training, not at validation
         if recipe.method.pretrained is not None:
             self.method.load_pretrained(recipe.method.pretrained)
         if hasattr(self.method, "set_run_dir"):
@@ -274,6 +275,7 @@ class Trainer:
             num_workers=self.recipe.data.num_workers,
             amp_dtype=self.amp_dtype,
             rerank_top_k=self.recipe.eval.rerank_top_k,
+            msd_order=self.recipe.eval.msd_order,
         )
 
     def validate(self, epoch: int) -> None:
@@ -423,6 +425,7 @@ class Trainer:
                     "best_epoch": self.progress["best_epoch"],
                 },
                 "checkpoint": str(selected),
+                "eval": {"msd_order": self.recipe.eval.msd_order, "rerank_top_k": self.recipe.eval.rerank_top_k},
                 "test": tests,
             }
             tmp = results_path.with_suffix(".tmp")

@@ -34,7 +34,9 @@ from torch import nn
 class TrainingMethod(nn.Module):
     """Base class; subclasses implement ``forward``, ``encode_image`` and ``encode_text``."""
 
-    #: True when :meth:`rerank_scores` is implemented (the evaluator's stage-2 hook).
+    #: True when the method implements a stage-2 hook for ``eval.rerank_top_k > 0`` (else that option is
+    #: a ConfigError): a list-level ``rerank(context: eval.inference.RerankContext) -> [Q, G]`` on the
+    #: already-encoded features (Sew), or the pairwise :meth:`rerank_scores` (BDAM); see eval.inference.
     supports_rerank: bool = False
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
@@ -63,5 +65,8 @@ class TrainingMethod(nn.Module):
         """Restore what :meth:`extra_state` returned."""
 
     def rerank_scores(self, query_tokens: torch.Tensor, gallery_images: torch.Tensor) -> torch.Tensor | None:
-        """Optional stage-2 scorer for the evaluator's re-ranking hook; ``None`` = no re-ranking."""
+        """Optional pairwise stage-2 scorer: one score per (query_tokens[p], gallery_images[p]) pair → [P].
+
+        ``gallery_images`` rows come from the gallery cache of the evaluator's stage-1 pass (decoded
+        tensors, or what an optional ``rerank_gallery_state(images)`` returned), never from disk."""
         return None

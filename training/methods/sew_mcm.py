@@ -11,6 +11,12 @@ features and the image tokens. ``L = λ1 L_sew + λ2 L_mcm``.
 
 Inference (``encode_image``/``encode_text``) uses only the dual encoder: the decoder is training-only.
 
+Test-time re-ranking (§4.1: "we apply a re-ranking post-processing approach ... following NAFS", Tables
+1-3 "R"): ``rerank`` is the evaluator's list-level stage-2 hook (``supports_rerank``), active with
+``eval.rerank_top_k = K > 0``: re-ranking by visual neighbours, ``S' = S + Jaccard(N(T, K), N(I, K))``
+over the already-encoded, normalized features (:mod:`eval.rerank`, where the reading of NAFS is
+declared). Results carry both stages: ``t2i`` (stage 1) and ``t2i_rerank`` (stage 2).
+
 Ablation switches (``method.params``): ``sew_weight`` (λ1), ``mcm_weight`` (λ2; 0 removes the decoder),
 ``sew_id`` (identity part of Sew), ``adaptive_margin`` (False → ``fixed_margin``, Table 4 model 3),
 ``mask_ratio`` (0 → no masking; masking without MCM = Table 5 "masking only"), ``sdm_weight`` (an
@@ -31,6 +37,8 @@ from torch import nn
 
 from pedes_core.configuration import ConfigModel
 from pedes_core.errors import ConfigError
+from eval.inference import RerankContext
+from eval.rerank import visual_neighbour_rerank
 from training.losses import IGNORE_INDEX, mlm_accuracy, mlm_loss, sdm_loss
 from training.losses.sdm import DEFAULT_TEMPERATURE
 from training.losses.sew import (
@@ -88,6 +96,7 @@ class SewMcmMethod(TrainingMethod):
     """Dual encoder + Sew calibration (+ MCM decoder, training only); see the module docstring."""
 
     method_name = "sew_mcm"
+    supports_rerank = True  # rerank(): seed 003 §4.1, re-ranking by visual neighbours (NAFS)
 
     def __init__(
         self,
@@ -122,6 +131,14 @@ class SewMcmMethod(TrainingMethod):
 
     def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
         return self.backbone.encode_text(text_tokens)
+
+    @torch.no_grad()
+    def rerank(self, context: RerankContext) -> torch.Tensor:
+        """Stage 2 (§4.1, NAFS): ``S + Jaccard(N(T, K), N(I, K))`` with ``K = context.top_k``, ``[Q, G]``."""
+        device = context.device
+        return visual_neighbour_rerank(
+            context.similarity.to(device), context.gallery_features.to(device), context.top_k
+        ).cpu()
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch
