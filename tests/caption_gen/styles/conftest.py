@@ -101,6 +101,30 @@ def ufine3c_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[i
 
 
 @pytest.fixture(scope="session")
+def planted5() -> tuple[list[str], list[int]]:
+    """Five planted styles from ``style_generator`` (attributes, lengths and wording vary inside a style)."""
+    from style_generator import generate
+
+    return generate(per_style=60, seed=21)
+
+
+@pytest.fixture(scope="session")
+def built_planted5(tmp_path_factory, planted5) -> Path:
+    """``pedes styles build`` with default settings on the five planted styles (built once)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    src = tmp_path_factory.mktemp("planted5_src") / "captions.txt"
+    src.write_text("\n".join(planted5[0]) + "\n", encoding="utf-8")
+    out = tmp_path_factory.mktemp("planted5_out")
+    res = CliRunner().invoke(app, ["styles", "build", "--source", str(src), "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    (out / "cli_output.txt").write_text(res.output, encoding="utf-8")
+    return out
+
+
+@pytest.fixture(scope="session")
 def built_default(tmp_path_factory, styled_text_file) -> Path:
     """``pedes styles build`` with default settings on the planted-style captions (built once)."""
     from typer.testing import CliRunner
@@ -110,4 +134,5 @@ def built_default(tmp_path_factory, styled_text_file) -> Path:
     out = tmp_path_factory.mktemp("styles_default")
     res = CliRunner().invoke(app, ["styles", "build", "--source", str(styled_text_file), "--out", str(out)])
     assert res.exit_code == 0, res.output + repr(res.exception)
+    (out / "cli_output.txt").write_text(res.output, encoding="utf-8")
     return out

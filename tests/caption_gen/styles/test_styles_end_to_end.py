@@ -1,9 +1,8 @@
 """End to end: synthetic captions in four planted writing styles → ``pedes styles build`` (rule
-neutralizer → random-weight CLIP + stylometric features → PCA → cluster → stabilize → prompts) →
-recovered clusters match the planted styles → the inspector page renders in headless Chromium.
-
-Random-weight CLIP is not style-aware; the default feature set's stylometric block (weight 0.65)
-carries the style signal here (see caption_gen.styles.embed)."""
+neutralizer → stylometric + neutralized-text n-gram features, no CLIP weights configured → PCA →
+cluster → stabilize → merge indistinct styles → contrast prompts) → recovered clusters match the
+planted styles → the inspector page, with its side-by-side comparison table, renders in headless
+Chromium (seed 000 §3.3)."""
 
 from __future__ import annotations
 
@@ -47,11 +46,12 @@ def test_prompts_reflect_style_statistics(built_default, styled_captions):
     texts, planted = styled_captions
     table = pd.read_parquet(built_default / "assignments.parquet")
     bank = load_style_bank(built_default).by_id()
-    # the style holding most second-person captions gets a second-person prompt; the terse list style a list prompt
+    # the style holding most second-person captions gets a prompt about addressing the reader; the terse
+    # list style one about leaving out verbs / chaining details with commas
     second = table[[p == 3 for p in planted]]["style_id"].mode()[0]
     terse = table[[p == 0 for p in planted]]["style_id"].mode()[0]
-    assert "second person" in bank[second].prompt
-    assert "list of attributes" in bank[terse].prompt
+    assert "address the reader directly with 'you'" in bank[second].prompt
+    assert "leave out verbs" in bank[terse].prompt or "chain the details with commas" in bank[terse].prompt
 
 
 @pytest.mark.parametrize("algorithm", ["hdbscan", "kmeans-ups"])
@@ -101,7 +101,8 @@ def test_report_command_rewrites_page(tmp_path, built_default):
     assert res.exit_code == 0, res.output
     page = (d / "report.html").read_text()
     assert "http://" not in page and "https://" not in page  # self-contained
-    assert page.count("data-style-id=") == len(load_style_bank(d))
+    n = len(load_style_bank(d))
+    assert page.count("<section class='cluster'") == n and page.count("<tr data-style-id=") == n
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -126,6 +127,30 @@ def test_report_renders_in_headless_chromium(built_default, tmp_path):
         page.on("request", lambda r: requests.append(r.url))
         page.goto((built_default / "report.html").resolve().as_uri())
         page.wait_for_load_state("load")
+        # the page opens with the side-by-side comparison: one row per style, before any section
+        comparison = page.locator("table#comparison")
+        assert comparison.is_visible()
+        assert page.evaluate("() => { const t = document.querySelector('table#comparison');"
+                             " const s = document.querySelector('section.cluster');"
+                             " return !!(t.compareDocumentPosition(s) & Node.DOCUMENT_POSITION_FOLLOWING); }")
+        rows = comparison.locator("tbody tr")
+        assert rows.count() == len(bank)
+        for s in bank.styles:
+            row = comparison.locator(f"tr[data-style-id='{s.style_id}']")
+            text = row.inner_text()
+            assert s.prompt in text and str(s.size) in text
+            items = row.locator("ul.dist li")
+            assert items.count() == max(1, len(s.distinguishing))
+            for d in s.distinguishing:
+                assert f"{d['label']}: {d['value_text']} vs {d['corpus_text']}" in text
+            assert row.locator("td.ex1").inner_text().strip()  # one exemplar
+        assert "no CLIP weights configured" in page.locator("#features-note").inner_text()
+        # the first row's link jumps to its style's section
+        first = bank.styles[0].style_id
+        comparison.locator(f"tr[data-style-id='{first}'] a[href='#{first}']").click()
+        page.wait_for_function(f"() => location.hash === '#{first}'")
+        top = page.evaluate(f"() => document.getElementById('{first}').getBoundingClientRect().top")
+        assert abs(top) < 5, top
         sections = page.locator("section.cluster")
         assert sections.count() == len(bank)
         for s in bank.styles:

@@ -5,7 +5,7 @@ from caption_gen.styles.neutralize import RuleNeutralizer, content_survival, mak
 def test_rule_neutralizer_replaces_content_keeps_structure():
     text = "A woman with long black hair wears a red T-shirt, blue jeans and 2 white sneakers; she carries a backpack."
     out = RuleNeutralizer().neutralize([text])[0]
-    assert out == ("A woman with long [color] hair wears a [color] [garment], [color] [garment] and [number] "
+    assert out == ("A [person] with long [color] hair wears a [color] [garment], [color] [garment] and [number] "
                    "[color] [footwear]; she carries a [belongings].")
     assert count_content_words(out) == 0
     # structure kept: same punctuation sequence and same word order of the non-content words
