@@ -60,6 +60,9 @@ def import_(
         benchmark, out, shard_size=shard_size, name=name, splits=split or None, workers=workers, on_shard=report,
         descriptions=descriptions,
     )
+    if result.duplicates:
+        typer.echo(f"warning: {annotations}: {result.duplicates} exact duplicate annotation "
+                   f"entr{'y' if result.duplicates == 1 else 'ies'} skipped (the first of each was imported)", err=True)
     typer.echo(
         f"imported {benchmark.spec.title} into {result.out}: {result.rows} caption rows, {result.rejects} rejects, "
         f"{result.shards_written} shards written, {result.shards_skipped} skipped"

@@ -144,3 +144,33 @@ def test_synth_import_with_descriptions_adds_identity_and_clothing_rows(tmp_path
                 "--images", str(synth / "imgs"), "--out", str(tmp_path / "c2"), "--descriptions", str(bad),
                 cwd=tmp_path)
     assert res.returncode == 2 and "bad.jsonl" in res.stdout + res.stderr and "Traceback" not in res.stderr
+
+
+def test_exact_duplicate_entries_are_imported_once_with_a_warning(cuhk, tmp_path):
+    ann, images, entries = cuhk
+    doubled = tmp_path / "reid_raw.json"
+    doubled.write_text(json.dumps(entries + [dict(entries[0]), dict(entries[3])]))  # two entries written twice
+    out = tmp_path / "corpus"
+    run = pedes("corpus", "import", "--format", "cuhk-pedes", "--annotations", str(doubled), "--images", str(images),
+                "--out", str(out), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "2 exact duplicate annotation entries skipped" in run.stderr
+    assert "18 caption rows, 0 rejects" in run.stdout  # not 22: no extra captions for the repeated entries
+    df = Corpus.open(out).to_pandas()
+    assert set(df["model"]) == {"human:0", "human:1"}
+    assert pedes("corpus", "validate", str(out), cwd=tmp_path).returncode == 0
+
+
+def test_person_id_out_of_int64_range_names_file_and_entry(cuhk, tmp_path):
+    ann, images, entries = cuhk
+    bad = [dict(e) for e in entries]
+    bad[2]["id"] = 2**64
+    path = tmp_path / "reid_raw.json"
+    path.write_text(json.dumps(bad))
+    run = pedes("corpus", "import", "--format", "cuhk-pedes", "--annotations", str(path), "--images", str(images),
+                "--out", str(tmp_path / "corpus"), cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in run.stderr
+    assert str(path) in lines[0] and "entry 2" in lines[0] and str(2**64) in lines[0] and "out of range" in lines[0]
+    assert not (tmp_path / "corpus" / "shards").exists()

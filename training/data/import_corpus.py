@@ -1,5 +1,10 @@
 """Benchmark → corpus: turn an annotated dataset into a Parquet corpus of human captions
-(``pedes corpus import``, issue 2 "Interfaces"), so training reads one format.
+(``pedes corpus import``, DESIGN §2/§5), so training reads one format.
+
+Before anything is written: a person id that does not fit the corpus' int64 column is an
+:class:`~pedes_core.errors.InputError` naming the file and the entry, and annotation entries that are
+exact duplicates of an earlier one (same path, person id, captions, split) are dropped with a warning
+that says how many (they would otherwise become extra captions of the same image).
 
 Rows (``caption_gen.corpus.schema.CAPTION_SCHEMA``): one per caption, ``kind="human"``,
 ``model=f"human:{k}"``, ``person_id`` = the id in the annotation file (not remapped), ``split`` from
@@ -35,6 +40,7 @@ file and line, raised before anything is written. The file's sha256 joins the re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +53,8 @@ from pedes_core.errors import InputError
 from caption_gen.images.decode import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, hash_file
 from caption_gen.images.discovery import ImageRef
 from training.data.benchmarks import SPLITS, Benchmark, ImageRecord, load_benchmark
+
+log = logging.getLogger(__name__)
 
 HUMAN_KIND = "human"
 IMPORT_STAGE = "import"
@@ -89,6 +97,37 @@ class ImportResult:
     shards_skipped: int
     rows: int
     rejects: int
+    #: exact duplicate annotation entries that were skipped (:func:`drop_exact_duplicates`).
+    duplicates: int = 0
+
+
+#: the corpus ``person_id`` column is int64.
+_PERSON_ID_RANGE = (-(2**63), 2**63 - 1)
+
+
+def check_person_ids(records: Sequence[ImageRecord], annotations: str | Path) -> None:
+    """:class:`InputError` naming the file and the entry of a person id the corpus cannot hold (int64)."""
+    lo, hi = _PERSON_ID_RANGE
+    for r in records:
+        pid = r.person_id
+        if pid is not None and not (lo <= pid <= hi):
+            raise InputError(f"{annotations}: entry {r.index} ({r.rel_path}): person id {pid} is out of range "
+                             f"(the corpus stores person ids as signed 64-bit integers, {lo}..{hi})")
+
+
+def drop_exact_duplicates(records: Sequence[ImageRecord]) -> tuple[list[ImageRecord], int]:
+    """Entries equal in every field but their position (path, person id, captions, split, source) are
+    one entry written twice: keep the first, return how many were dropped. Entries that differ in any
+    field stay (the duplicate-content rule of the module docstring handles them)."""
+    seen: set[tuple] = set()
+    kept: list[ImageRecord] = []
+    for r in records:
+        key = (r.rel_path, r.person_id, tuple(r.captions), r.split, r.source)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(r)
+    return kept, len(records) - len(kept)
 
 
 def load_descriptions(path: str | Path) -> dict[str, dict[str, str]]:
@@ -265,6 +304,11 @@ def import_benchmark(
     records = [r for r in benchmark.all_records if r.split in chosen]
     if not records:
         raise CorpusError(f"{benchmark.annotations}: no entries in split(s) {', '.join(chosen)} to import")
+    check_person_ids(records, benchmark.annotations)
+    records, duplicates = drop_exact_duplicates(records)
+    if duplicates:
+        log.info("%s: %d exact duplicate annotation entr%s skipped (the first of each is imported)",
+                    benchmark.annotations, duplicates, "y" if duplicates == 1 else "ies")
     spec = benchmark.spec
     annotations_sha = hash_file(str(benchmark.annotations))
     fingerprint = {
@@ -347,6 +391,7 @@ def import_benchmark(
         shards_skipped=skipped,
         rows=int(totals.get("rows", 0)),
         rejects=int(totals.get("rejects", 0)),
+        duplicates=duplicates,
     )
 
 
