@@ -10,6 +10,11 @@ templates)" and then asked for more, by hand, ending with 46 templates. Here:
    deterministic :func:`rule_template` (lexicon spans → slots; offline and in tests);
 2. the captioning engine's slot parser (:func:`caption_gen.instructions.slots.parse_template`)
    validates every candidate; invalid ones are kept as rejects with the parser's reason;
+   Before validation every candidate (LLM or rules) is cleaned by :func:`clean_template`: a pronoun
+   next to the ``[person/woman/man]`` slot is removed ("her [person/woman/man]" → "the
+   [person/woman/man]", "[person/woman/man], she wears" → "[person/woman/man] wears") and a slot
+   repeated within a few words ("[hair description] in [hair description]") collapses into one;
+   :func:`template_defects` then rejects what cleaning could not fix;
 3. near-duplicates are removed (:func:`dedup_templates`): first exact duplicates of the normalized
    text (case, punctuation, whitespace and articles ignored), then embedding near-duplicates —
    cosine similarity ≥ ``threshold`` between character 3–5-gram TF-IDF vectors (choice: cheap,
@@ -85,6 +90,42 @@ def rule_template(caption: str) -> str | None:
     if "[" not in text:
         return None
     return text[0].upper() + text[1:] if text else None
+
+
+_PRONOUNS = r"(?:he|she|they|his|her|hers|him|them|their|theirs|it|its)"
+_ANY_SLOT = re.compile(r"\[[a-z/ ]+\]")
+
+
+def clean_template(text: str) -> str:
+    """Repairs applied to every mined template (module docstring, step 1)."""
+    slot = re.escape(PERSON_SLOT)
+    t = " ".join(text.split())
+    # "Her [person]" / "his [person]" → "The [person]" / "the [person]"
+    t = re.sub(rf"\b{_PRONOUNS}\s+(?={slot})", lambda m: "The " if m.group(0)[0].isupper() else "the ", t, flags=re.I)
+    # "[person] she is" / "[person], she is" → "[person] is"
+    t = re.sub(rf"({slot})\s*,?\s+{_PRONOUNS}\b(?=\s)", r"\1", t, flags=re.I)
+    # "She is a [person], she wears" → "A [person] wears": a leading "<pronoun> is" before the slot's article
+    t = re.sub(rf"^{_PRONOUNS}\s+(?:is|was|are|were)\s+(?=(?:a|an|the)\b[^.]*{slot})", "", t, flags=re.I)
+    # the same slot twice within three words, no sentence end between: keep one
+    for name in {m.group(0) for m in _ANY_SLOT.finditer(t)}:
+        esc = re.escape(name)
+        t = re.sub(rf"{esc}(?:[\s,]+(?:[a-z'-]+[\s,]+){{0,3}}){esc}", name, t)
+    t = " ".join(t.split())
+    return t[0].upper() + t[1:] if t else t
+
+
+def template_defects(text: str) -> list[str]:
+    """Defects a mined template must not have: a pronoun next to the person slot, or one slot repeated
+    within three words."""
+    out = []
+    slot = re.escape(PERSON_SLOT)
+    if re.search(rf"\b{_PRONOUNS}\s+{slot}|{slot}\s*,?\s+{_PRONOUNS}\b", text, flags=re.I):
+        out.append("pronoun next to the [person/woman/man] slot")
+    for name in {m.group(0) for m in _ANY_SLOT.finditer(text)}:
+        esc = re.escape(name)
+        if re.search(rf"{esc}(?:[\s,]+(?:[a-z'-]+[\s,]+){{0,3}}){esc}", text):
+            out.append(f"repeated slot {name}")
+    return out
 
 
 def normalize_template(text: str) -> str:
@@ -199,10 +240,17 @@ def mine_templates(
         raw = [(rule_template(c), "rules", None) for c in captions]
     cands: list[MinedTemplate] = []
     fallbacks = 0
+    repaired = 0
     for cap, (tpl, source, reason) in zip(captions, raw, strict=True):
         parsed = None
         if tpl is not None:
+            cleaned = clean_template(tpl)
+            repaired += cleaned != " ".join(tpl.split())
+            defects = template_defects(cleaned)
+            tpl = cleaned
             try:
+                if defects:
+                    raise TemplateError("; ".join(defects))
                 parsed = parse_template(tpl)
             except TemplateError as exc:
                 reason = f"slots:{exc}"
@@ -212,8 +260,9 @@ def mine_templates(
             rejects.append({"caption": cap, "template": tpl or "", "reason": reason or "invalid"})
             if source == "llm" and fallback_rules:
                 alt = rule_template(cap)
+                alt = clean_template(alt) if alt else None
                 try:
-                    parsed = parse_template(alt) if alt else None
+                    parsed = parse_template(alt) if alt and not template_defects(alt) else None
                     source = "rules-fallback"
                     fallbacks += 1
                 except TemplateError:
@@ -226,9 +275,70 @@ def mine_templates(
     if max_templates is not None:
         survivors = survivors[:max_templates]
     stats = {"captions": len(captions), "valid": len(cands), "rejected": len(rejects), "llm_fallbacks": fallbacks,
+             "repaired": repaired,
              **counts, "written": len(survivors),
              "rejects_by_reason": dict(Counter(r["reason"].split(":")[0] for r in rejects))}
     return MiningResult(templates=survivors, rejects=rejects, stats=stats)
+
+
+@dataclass
+class BankDuplicate:
+    """An entry of a template bank that repeats an earlier entry word for word (whitespace ignored)."""
+
+    index: int
+    first: int
+    template_id: str
+    text: str
+
+
+def check_bank_with_duplicates(path: str | Path) -> tuple[list[Any], list[Any], list[BankDuplicate]]:
+    """:func:`caption_gen.instructions.bank.check_template_bank`, with exact duplicates split off.
+
+    Choice (seed 002 §3.1's public bank of 46 templates holds one template twice): an entry whose text
+    equals an earlier good entry's text is a *warning*, not a bad template — it is dropped and the rest
+    of the bank is valid. Other problems (unknown slot, brackets, an id reused for a different text)
+    stay problems. Returns ``(good templates, problems, duplicates)``."""
+    from caption_gen.instructions.bank import _template_entries, check_template_bank
+
+    good, problems = check_template_bank(path)
+    entries = _template_entries(Path(path))
+    first_by_text: dict[str, int] = {}
+    for i, (_tid, text) in enumerate(entries):
+        if isinstance(text, str):
+            first_by_text.setdefault(" ".join(text.split()), i)
+    duplicates: list[BankDuplicate] = []
+    rest = []
+    for p in problems:
+        text = entries[p.index][1] if 0 <= p.index < len(entries) else None
+        norm = " ".join(text.split()) if isinstance(text, str) else None
+        first = first_by_text.get(norm) if norm is not None else None
+        if first is not None and first != p.index and "duplicate" in p.reason:
+            try:
+                tid = parse_template(norm).template_id
+            except TemplateError:
+                rest.append(p)
+                continue
+            duplicates.append(BankDuplicate(p.index, first, tid, norm))
+        else:
+            rest.append(p)
+    return good, rest, duplicates
+
+
+def write_deduplicated_bank(templates: Sequence[Any], out: str | Path) -> Path:
+    """The good templates of a checked bank as a bank file (``.txt``: one per line; else YAML ``templates:``)."""
+    import yaml
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".txt":
+        text = "".join(t.text + "\n" for t in templates)
+    elif path.suffix == ".json":
+        text = json.dumps({"templates": [t.text for t in templates]}, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump({"version": "1", "templates": [t.text for t in templates]}, sort_keys=False,
+                              allow_unicode=True, width=1000)
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def write_template_bank(result: MiningResult, out: str | Path, *, source: str | None = None) -> Path:

@@ -9,7 +9,7 @@ import typer
 
 from flows.cli import app
 
-templates_app = typer.Typer(help="TDE template banks and caption instructions (seed 002 §3.1).",
+templates_app = typer.Typer(help="TDE template banks and caption instructions (LUPerson-MLLM paper, §3.1).",
                             no_args_is_help=True)
 app.add_typer(templates_app, name="templates")
 
@@ -17,17 +17,22 @@ app.add_typer(templates_app, name="templates")
 @templates_app.command("check")
 def check(
     file: Annotated[Path, typer.Argument(help="Template bank: project YAML/JSON bank, or plain text (one template per line).")],
+    dedup_out: Annotated[Path | None, typer.Option("--dedup-out", help="Write the deduplicated bank here (.yaml, .json or .txt).")] = None,
 ) -> None:
-    """Validate every template; print bad ones with their reason (exit 1) or a slot summary (exit 0)."""
+    """Validate every template; print bad ones with their reason (exit 1) or a slot summary (exit 0).
+    Exact duplicates are warnings: they are dropped and do not fail the check."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from caption_gen.instructions.bank import check_template_bank
     from caption_gen.instructions.slots import SLOT_TYPES
+    from caption_gen.templates_mining import check_bank_with_duplicates, write_deduplicated_bank
 
-    good, problems = check_template_bank(file)
+    good, problems, duplicates = check_bank_with_duplicates(file)
     console = Console(highlight=False, soft_wrap=True)
+    for d in duplicates:
+        console.print(f"WARNING entry {d.index}: exact duplicate of entry {d.first} ({d.template_id}); dropped",
+                      markup=False)
     if problems:
         for p in problems:
             console.print(f"BAD entry {p.index}: {p.reason}", markup=False)
@@ -40,13 +45,16 @@ def check(
             uses[s] += 1
         for s in set(t.slots):
             counts[s] += 1
-    table = Table(title=Text(f"{file}: {len(good)} templates OK"))
+    dup = f" ({len(duplicates)} exact duplicate(s) dropped)" if duplicates else ""
+    table = Table(title=Text(f"{file}: {len(good)} templates OK{dup}"))
     table.add_column("slot")
     table.add_column("templates", justify="right")
     table.add_column("uses", justify="right")
     for slot in SLOT_TYPES:
         table.add_row(Text(f"[{slot}]"), str(counts[slot]), str(uses[slot]))
     console.print(table)
+    if dedup_out is not None:
+        console.print(f"wrote {write_deduplicated_bank(good, dedup_out)} ({len(good)} templates)", markup=False)
 
 
 @templates_app.command("render")

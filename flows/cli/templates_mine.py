@@ -30,5 +30,6 @@ def mine(
     result = mine_templates(src.texts, threshold=threshold, max_templates=max_templates)
     path = write_template_bank(result, out, source=src.origin)
     s = result.stats
-    typer.echo(f"{s['captions']} captions → {s['valid']} valid templates ({s['rejected']} rejected) → "
+    typer.echo(f"{s['captions']} captions → {s['valid']} valid templates ({s['rejected']} rejected, "
+               f"{s.get('repaired', 0)} repaired: pronoun at the person slot / repeated slot) → "
                f"{s['after_exact']} after exact dedup → {s['written']} written to {path}")

@@ -61,3 +61,55 @@ def test_mine_and_write_bank(tmp_path, ):
 def test_dedup_small_inputs(n):
     c = [MinedTemplate("a", "A [person/woman/man].", ["x"])][:n]
     assert len(dedup_templates(c)[0]) == n
+
+
+@pytest.mark.parametrize("caption,expected", [
+    ("A woman with her hair in a ponytail wears a red coat.",
+     "A [person/woman/man] with [hair description] wears [clothing description]."),
+    ("The lady, her long hair tied in a braid, carries a bag.",
+     "The [person/woman/man], [hair description], carries [belongings description]."),
+    ("The woman she is wearing a black jacket.", "The [person/woman/man] is wearing [clothing description]."),
+    ("She is a young girl, she wears a blue dress and white shoes.",
+     "A young [person/woman/man] wears [clothing description] and [footwear description]."),
+    ("Her woman friend wears jeans.", "The [person/woman/man] friend wears [clothing description]."),
+])
+def test_mined_templates_have_no_pronoun_at_person_slot_and_no_repeated_slot(caption, expected):
+    from caption_gen.templates_mining import clean_template, template_defects
+
+    raw = rule_template(caption)
+    assert template_defects(raw)  # what the rules alone produce ...
+    res = mine_templates([caption])
+    assert [t.text for t in res.templates] == [expected]  # ... and what mining keeps
+    assert template_defects(expected) == [] and clean_template(raw) == expected
+    assert res.stats["repaired"] == 1
+
+
+def test_template_defects_and_clean_keep_legitimate_repeats():
+    from caption_gen.templates_mining import clean_template, template_defects
+
+    two_sentences = "The [person/woman/man] wears [clothing description]. The [person/woman/man] has [hair description]."
+    assert template_defects(two_sentences) == [] and clean_template(two_sentences) == two_sentences
+    assert template_defects("A [person/woman/man] with [hair description] in [hair description].") == [
+        "repeated slot [hair description]"]
+    assert template_defects("His [person/woman/man] walks.") == ["pronoun next to the [person/woman/man] slot"]
+
+
+def test_llm_templates_are_cleaned_or_rejected():
+    class Stub:
+        def generate(self, requests):
+            from dataclasses import dataclass
+
+            @dataclass
+            class R:
+                text: str
+                num_tokens: int = 5
+                finish_reason: str = "stop"
+                error: str | None = None
+
+            return [R("Template: With [hair description] in [hair description], her [person/woman/man] "
+                      "wears [clothing description].") for _ in requests]
+
+    res = mine_templates(["A woman with hair in a bun wears a coat."], backend=Stub())
+    assert [t.text for t in res.templates] == [
+        "With [hair description], the [person/woman/man] wears [clothing description]."]
+    assert res.templates[0].source == "llm"

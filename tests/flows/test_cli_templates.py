@@ -54,3 +54,34 @@ def test_render_is_deterministic_and_records_hash(tmp_path):
     lines = a.stdout.splitlines()
     assert lines[0].startswith("instruction_id: ") and len(lines[1].split(": ")[1]) == 64
     assert lines[2] != "template_id: -"
+
+
+def test_check_exact_duplicate_is_a_warning_and_deduplicates(tmp_path):
+    """seed 002 §3.1's public bank of 46 templates holds one template twice: an exact duplicate (whitespace
+    ignored) warns, is dropped, and the check passes; --dedup-out writes the deduplicated bank."""
+    import yaml
+
+    shipped = yaml.safe_load((REPO / "templates" / "tde_templates.yaml").read_text())["templates"]
+    texts = list(shipped[:45])
+    texts.insert(4, "  " + texts[2].replace(" ", "  ", 1) + " ")  # entry 4 repeats entry 2 word for word
+    bank = tmp_path / "bank46.json"
+    bank.write_text(__import__("json").dumps(texts))
+    assert len(texts) == 46
+    res = pedes("templates", "check", str(bank), "--dedup-out", str(tmp_path / "dedup.txt"), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    warnings = [line for line in res.stdout.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING entry 4: exact duplicate of entry 2")
+    assert "45 templates OK (1 exact duplicate(s) dropped)" in res.stdout
+    assert "BAD" not in res.stdout and "Traceback" not in res.stderr
+    written = (tmp_path / "dedup.txt").read_text().splitlines()
+    assert written == [" ".join(t.split()) for i, t in enumerate(texts) if i != 4]
+
+
+def test_check_reused_id_with_other_text_is_still_bad(tmp_path):
+    bank = tmp_path / "bank.yaml"
+    bank.write_text("templates:\n"
+                    "  - {id: t1, text: 'A [person/woman/man] wearing [clothing description].'}\n"
+                    "  - {id: t1, text: 'With [hair description], the [person/woman/man] walks.'}\n")
+    res = pedes("templates", "check", str(bank), cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "BAD entry 1" in res.stdout and "WARNING" not in res.stdout
