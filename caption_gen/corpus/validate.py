@@ -35,7 +35,7 @@ from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA, ROW_KEY, SC
 from caption_gen.corpus.writer import duplicate_keys
 
 _MAX_LISTED = 20
-_ALLOWED_ROOT_FILES = {mf.MANIFEST_NAME, mf.CARD_NAME, ".pedes-writer.lock"}
+_ALLOWED_ROOT_FILES = {mf.MANIFEST_NAME, mf.CARD_NAME, ".pedes-writer.lock", "pedes.log"}  # pedes.log: docs/logging.md
 _ALLOWED_ROOT_DIRS = {mf.SHARDS_DIR, mf.REJECTS_DIR, mf.STYLES_DIR}
 
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from caption_gen.corpus import manifest as mf
 from caption_gen.corpus.card import render_card
+from pedes_core.logs import announce_run_dir
 from caption_gen.corpus.errors import CorpusError, ShardSchemaError
 from caption_gen.corpus.lock import CorpusLock
 from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA, RETRYABLE_REASONS, ROW_KEY, SCHEMA_VERSION
@@ -160,6 +161,7 @@ class CorpusWriter:
         for sub in (mf.SHARDS_DIR, mf.DONE_DIR, mf.REJECTS_DIR):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._lock = CorpusLock(self.root) if lock else None
+        announce_run_dir(self.root)  # the CLI's log file goes into the corpus (docs/logging.md)
         if self._lock is not None:
             self._lock.acquire()
             self.remove_temp_files()

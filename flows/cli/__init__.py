@@ -28,6 +28,35 @@ app = typer.Typer(
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pedes-forge")
+    except PackageNotFoundError:  # pragma: no cover - running from a checkout without an install
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pedes-forge {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                 help="Print the version and exit."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True,
+                                help="Show library logs (vLLM, Prefect, transformers, open_clip) in the terminal; "
+                                     "-vv also debug logs. Default: they go to the run's log file."),
+) -> None:
+    """PEDES Forge: build MLLM caption corpora of pedestrian images and train/evaluate text-to-image ReID."""
+    from flows.cli.logs import setup_logging
+
+    setup_logging(verbose)
+
+
 def _register() -> None:
     # Each module registers its commands on ``app`` at import time. One line per command group.
     from flows.cli import corpus, demo, synth  # noqa: F401

@@ -18,9 +18,11 @@ def demo(
     """Run the demo pipeline under Prefect's ephemeral API and print where each output is."""
     from rich.console import Console
 
+    from flows.cli.logs import attach_run_dir
     from flows.demo_flow import load_demo_config, run_demo
 
     cfg = load_demo_config(config, overrides)
+    log = attach_run_dir(Path(cfg.out_dir).resolve())  # library logs of every step: docs/logging.md
     outputs = run_demo(cfg)
     console = Console(highlight=False, soft_wrap=True)
     console.print("\n[bold]PEDES Forge demo finished.[/] Outputs:", markup=True)
@@ -37,3 +39,4 @@ def demo(
     for label, t2i in outputs.get("finetune_test", {}).items():
         console.print(f"  fine-tuned on {label}: t2i R1 {t2i['R1']:.2f}  mAP {t2i['mAP']:.2f}")
     console.print(f"  {'summary':<18} {Path(cfg.out_dir).resolve() / 'demo-summary.json'}")
+    console.print(f"  {'log':<18} {log}")

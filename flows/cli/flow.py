@@ -15,12 +15,20 @@ app.add_typer(flow_app, name="flow")
 
 
 @flow_app.command("list")
-def list_flows() -> None:
-    """Print the flow names, one per line."""
-    from flows.registry import flow_names
+def list_flows(
+    names: Annotated[bool, typer.Option("--names", help="Only the names, one per line (for scripts).")] = False,
+) -> None:
+    """List the flows: name, what it does, and the example config to start from."""
+    from flows.registry import FLOWS
 
-    for name in flow_names():
-        typer.echo(name)
+    if names:
+        for name in FLOWS:
+            typer.echo(name)
+        return
+    width = max(len(n) for n in FLOWS)
+    for name, entry in FLOWS.items():
+        config = f"configs/flows/{name.replace('-', '_')}.yaml"
+        typer.echo(f"{name:<{width}}  {entry.summary}\n{'':<{width}}  pedes flow run {name} -c {config}")
 
 
 @flow_app.command("run")

@@ -35,13 +35,25 @@ def _kind(rel: str, text: str) -> str:
     return "training recipe" if "\nmethod:" in "\n" + text else "config"
 
 
+#: the method papers by their number in DESIGN.md's index (comments say "seed NNN"; the CLI says "paper")
+PAPERS = {"000": "BDAM paper", "001": "dual-granularity paper", "002": "LUPerson-MLLM paper",
+          "003": "Sew+MCM paper", "004": "UFineBench paper"}
+
+
+def cite(text: str) -> str:
+    """``"(seed 002 Table 4)"`` → ``"(LUPerson-MLLM paper Table 4)"``: "seed" only ever means the RNG seed."""
+    import re
+
+    return re.sub(r"\b[Ss]eed (\d{3})\b", lambda m: PAPERS.get(m.group(1), f"paper {m.group(1)}"), text)
+
+
 def _description(text: str) -> str:
     for line in text.splitlines():
         s = line.strip()
         if s.startswith("#"):
             s = s.lstrip("#").strip()
             if s and not s.startswith("`"):
-                return s
+                return cite(s)
         elif s:
             break
     return ""

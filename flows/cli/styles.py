@@ -9,7 +9,7 @@ import typer
 
 from flows.cli import app
 
-styles_app = typer.Typer(help="Style clustering → style prompts (seed 000 §3.3).", no_args_is_help=True)
+styles_app = typer.Typer(help="Style clustering → style prompts (BDAM paper, §3.3).", no_args_is_help=True)
 app.add_typer(styles_app, name="styles")
 
 
@@ -18,7 +18,7 @@ def build(
     source: Annotated[str, typer.Option("--source", help="Text file (one description per line), benchmark annotation JSON, Parquet, or corpus dir.")],
     out: Annotated[Path, typer.Option("--out", help="Output styles directory.")],
     algorithm: Annotated[str | None, typer.Option("--algorithm", help="dbscan | hdbscan | kmeans-ups (default: dbscan).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML config (StylesConfig).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config (StylesConfig).")] = None,
     split: Annotated[str | None, typer.Option("--split", help="Only annotation records of this split.")] = None,
     max_texts: Annotated[int | None, typer.Option("--max-texts", help="Seeded random sample of at most N texts.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE (repeatable).")] = None,

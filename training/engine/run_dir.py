@@ -7,6 +7,7 @@ import datetime as _dt
 from pathlib import Path
 
 from pedes_core.errors import ConfigError
+from pedes_core.logs import announce_run_dir
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -23,6 +24,7 @@ def create_run_dir(output_dir: str | Path, run_name: str) -> Path:
         except FileExistsError:
             continue
         (candidate / CHECKPOINT_DIR).mkdir()
+        announce_run_dir(candidate)  # the CLI's log file goes here (docs/logging.md)
         return candidate
     raise ConfigError(f"{base}: cannot create a new run directory for {run_name!r}")
 
