@@ -31,10 +31,16 @@ class ModelSpec(ConfigModel):
     path: ConfigPath | None = None
     hub: str | None = None
     trust_remote_code: bool = False
+    #: "auto": the checkpoint's dtype on a GPU, float32 on a CPU-only machine.
     dtype: str = "auto"
     max_model_len: int = Field(2048, ge=64)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
-    enforce_eager: bool = False
+    #: share of GPU memory vLLM may use (default 0.9). On a CPU-only machine vLLM reads it as a share of
+    #: *RAM*; there, unless it is set explicitly, the KV cache is sized by ``kv_cache_gib`` instead.
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    #: CPU only: KV-cache size in GiB (default: min(1 GiB, a quarter of the available memory)).
+    kv_cache_gib: float | None = Field(None, gt=0.0)
+    #: None: eager on a CPU-only machine (no graph capture/compile), CUDA graphs on a GPU.
+    enforce_eager: bool | None = None
     limit_mm_per_prompt: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMIT_MM))
     mm_processor_kwargs: dict[str, Any] = Field(default_factory=dict)
     #: further ``vllm.LLM(...)`` keyword arguments (e.g. ``kv_cache_memory_bytes``, ``seed``).

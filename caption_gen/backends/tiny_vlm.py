@@ -89,7 +89,7 @@ def _build_llava(out: Path, seed: int) -> None:
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(cfg).eval()
     model.save_pretrained(out)
-    _hub_layout_vision_tower(out)
+    hub_layout_vision_tower(out)
     proc = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}),
         tokenizer=tok, patch_size=14, vision_feature_select_strategy="default", chat_template=LLAVA_TEMPLATE,
@@ -99,7 +99,7 @@ def _build_llava(out: Path, seed: int) -> None:
     tok.save_pretrained(out)
 
 
-def _hub_layout_vision_tower(out: Path) -> None:
+def hub_layout_vision_tower(out: Path) -> None:
     """Rename ``vision_tower.<x>`` to ``vision_tower.vision_model.<x>`` (the layout vLLM loads)."""
     from safetensors.torch import load_file, save_file
 

@@ -16,6 +16,13 @@ Choices (issue 3 item 2):
   crashes the worker ("CPU Generator does not use offset"). On CPU the backend therefore sizes the
   step token budget so no prompt is ever split: ``max_num_batched_tokens = max_num_seqs *
   max_model_len`` (``max_num_seqs`` default :data:`CPU_MAX_NUM_SEQS`), unless ``engine_args`` sets it;
+* CPU defaults (issue 18): without a GPU, vLLM's CPU build reads ``gpu_memory_utilization`` as a share
+  of *RAM* (0.9 of a shared machine's RAM fails at start). Unless the spec sets
+  ``gpu_memory_utilization`` or ``engine_args.kv_cache_memory_bytes``, the backend passes an explicit
+  KV-cache size instead (:func:`cpu_engine_kwargs`): ``kv_cache_gib``, default
+  min(:data:`CPU_KV_CACHE_GIB`, a quarter of the available memory), checked against what one
+  ``max_model_len`` sequence needs; ``dtype: auto`` becomes ``float32`` and ``enforce_eager`` defaults
+  to on. Too little memory is one :class:`ConfigError` line naming the setting to change;
 * vLLM starts worker processes with ``spawn``: the engine must be built from code that runs under
   ``if __name__ == "__main__":`` (the ``pedes`` entry point, a pytest fixture), never at import time.
 """
@@ -48,6 +55,65 @@ def _cpu_only() -> bool:
 
 #: concurrent sequences per engine step on CPU (see the chunked-prefill note above).
 CPU_MAX_NUM_SEQS = 64
+#: default KV-cache budget on CPU (GiB), capped at a quarter of the available memory.
+CPU_KV_CACHE_GIB = 1.0
+_GIB = 1024**3
+
+
+def kv_bytes_per_token(model_dir: str, dtype: str) -> int | None:
+    """KV-cache bytes one token needs (K and V of every layer), from the model's ``config.json``."""
+    import json
+    from pathlib import Path
+
+    try:
+        cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    text = cfg.get("text_config") or cfg
+    try:
+        layers = int(text["num_hidden_layers"])
+        heads = int(text.get("num_key_value_heads") or text["num_attention_heads"])
+        head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // int(text["num_attention_heads"]))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    width = 4 if dtype in ("float32", "float") else 2
+    return 2 * layers * heads * head_dim * width
+
+
+def available_memory_bytes() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def cpu_engine_kwargs(spec: ModelSpec, available: int | None = None) -> dict[str, Any]:
+    """The CPU defaults of the module docstring as ``vllm.LLM`` keyword arguments (raises ConfigError)."""
+    where = f"model {spec.label!r}"
+    dtype = "float32" if spec.dtype == "auto" else spec.dtype
+    kwargs: dict[str, Any] = {"dtype": dtype, "enforce_eager": True if spec.enforce_eager is None else spec.enforce_eager}
+    if spec.gpu_memory_utilization is not None:
+        kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
+        return kwargs
+    if "kv_cache_memory_bytes" in spec.engine_args:
+        return kwargs
+    avail = available_memory_bytes() if available is None else available
+    per_token = kv_bytes_per_token(spec.model_ref, dtype)
+    need = per_token * spec.max_model_len if per_token else 0
+    if spec.kv_cache_gib is not None:
+        budget = int(spec.kv_cache_gib * _GIB)
+        if budget > avail // 2:
+            raise ConfigError(f"{where}: kv_cache_gib={spec.kv_cache_gib} is more than half of the "
+                              f"{avail / _GIB:.2f} GiB available memory; lower kv_cache_gib "
+                              f"(e.g. --set models.0.kv_cache_gib=0.5)")
+    else:
+        budget = min(int(CPU_KV_CACHE_GIB * _GIB), avail // 4)
+    if budget < need:
+        raise ConfigError(f"{where}: the KV cache needs {need / _GIB:.2f} GiB for one sequence of max_model_len="
+                          f"{spec.max_model_len} but only {budget / _GIB:.2f} GiB fit ({avail / _GIB:.2f} GiB "
+                          f"available); lower max_model_len (e.g. --set models.0.max_model_len=1024) or raise "
+                          f"kv_cache_gib")
+    kwargs["kv_cache_memory_bytes"] = budget
+    return kwargs
 
 
 class VLLMBackend:
@@ -65,13 +131,16 @@ class VLLMBackend:
         self.name = spec.label
         kwargs: dict[str, Any] = {
             "model": spec.model_ref,
-            "dtype": spec.dtype,
             "max_model_len": spec.max_model_len,
-            "gpu_memory_utilization": spec.gpu_memory_utilization,
             "limit_mm_per_prompt": dict(spec.limit_mm_per_prompt),
             "trust_remote_code": spec.trust_remote_code,
-            "enforce_eager": spec.enforce_eager,
         }
+        if _cpu_only():
+            kwargs.update(cpu_engine_kwargs(spec))
+        else:
+            kwargs.update(dtype=spec.dtype, enforce_eager=bool(spec.enforce_eager),
+                          gpu_memory_utilization=0.9 if spec.gpu_memory_utilization is None
+                          else spec.gpu_memory_utilization)
         if spec.mm_processor_kwargs:
             kwargs["mm_processor_kwargs"] = dict(spec.mm_processor_kwargs)
         if _cpu_only() and "max_num_batched_tokens" not in spec.engine_args:

@@ -54,3 +54,62 @@ def test_engine_end_to_end_rejects_gibberish(vllm_backend, vllm_spec, synth_imag
     assert all(r.startswith("validation:") for r in all_reasons)
     assert rej["detail"].str.contains("attempt 1:").all() and rej["detail"].str.contains("attempt 2:").all()
     assert validate_corpus(tmp_path / "corpus").ok
+
+
+# --- CPU defaults (issue 18): pure functions, no engine start --------------------------------------------
+
+
+def _spec(tmp_path, **kw):
+    import json
+
+    from caption_gen.backends.spec import ModelSpec
+
+    (tmp_path / "config.json").write_text(json.dumps({"text_config": {
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 256}}))
+    return ModelSpec(backend="vllm", path=tmp_path, **kw)
+
+
+GIB = 1024**3
+
+
+def test_cpu_defaults_size_kv_cache_from_a_budget_not_a_share_of_ram(tmp_path):
+    from caption_gen.backends.vllm_backend import CPU_KV_CACHE_GIB, cpu_engine_kwargs, kv_bytes_per_token
+
+    spec = _spec(tmp_path)
+    assert kv_bytes_per_token(str(tmp_path), "float32") == 2 * 4 * 2 * 64 * 4
+    kw = cpu_engine_kwargs(spec, available=64 * GIB)
+    assert kw == {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": int(CPU_KV_CACHE_GIB * GIB)}
+    assert "gpu_memory_utilization" not in kw
+    assert cpu_engine_kwargs(spec, available=2 * GIB)["kv_cache_memory_bytes"] == GIB // 2  # a quarter
+    assert cpu_engine_kwargs(_spec(tmp_path, kv_cache_gib=0.25), available=8 * GIB)["kv_cache_memory_bytes"] == GIB // 4
+
+
+def test_cpu_defaults_keep_explicit_settings(tmp_path):
+    from caption_gen.backends.vllm_backend import cpu_engine_kwargs
+
+    kw = cpu_engine_kwargs(_spec(tmp_path, gpu_memory_utilization=0.1, dtype="bfloat16", enforce_eager=False),
+                           available=8 * GIB)
+    assert kw == {"dtype": "bfloat16", "enforce_eager": False, "gpu_memory_utilization": 0.1}
+    kw = cpu_engine_kwargs(_spec(tmp_path, engine_args={"kv_cache_memory_bytes": 123}), available=8 * GIB)
+    assert "kv_cache_memory_bytes" not in kw  # engine_args pass through unchanged
+
+
+def test_cpu_too_little_memory_is_one_line_naming_the_setting(tmp_path):
+    from caption_gen.backends.vllm_backend import cpu_engine_kwargs
+    from pedes_core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        cpu_engine_kwargs(_spec(tmp_path, max_model_len=2048), available=4 * 1024**2)
+    msg = str(err.value)
+    assert "\n" not in msg and "max_model_len" in msg and "kv_cache_gib" in msg
+    with pytest.raises(ConfigError, match=r"kv_cache_gib=4\.0 .*models\.0\.kv_cache_gib"):
+        cpu_engine_kwargs(_spec(tmp_path, kv_cache_gib=4.0), available=4 * GIB)
+
+
+def test_set_addresses_a_model_list_item(tmp_path):
+    from caption_gen.captioning.config import load_caption_config
+
+    cfg = load_caption_config(flags={"images": str(tmp_path), "out": str(tmp_path / "c"),
+                                     "models": [{"backend": "vllm", "path": str(tmp_path)}]},
+                              overrides=["models.0.kv_cache_gib=0.5", "models.0.max_model_len=1024"])
+    assert cfg.models[0].kv_cache_gib == 0.5 and cfg.models[0].max_model_len == 1024
