@@ -43,10 +43,24 @@ def run(
     entry = get_flow(name)  # unknown name → ConfigError before Prefect starts
     _, cfg = configured_flow(name, config, overrides or [])  # config errors exit 2 before Prefect starts
     entry.preflight(cfg)  # e.g. build-corpus: another run holds the corpus lock → clear error, exit 1
+    from flows.cli.logs import attach_run_dir
     from flows.registry import run_flow
 
+    folder = _output_folder(cfg)
+    if folder is not None:
+        attach_run_dir(folder)  # Prefect / library logs of the run: docs/logging.md
     summary = run_flow(name, config, overrides or [])
     typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def _output_folder(cfg) -> Path | None:
+    """Where a flow config writes: ``out_dir``, ``out`` (a file's folder) or ``caption.out`` (the corpus)."""
+    for owner, attr in ((cfg, "out_dir"), (cfg, "out"), (getattr(cfg, "caption", None), "out")):
+        value = getattr(owner, attr, None) if owner is not None else None
+        if value is not None and "://" not in str(value):
+            path = Path(value)
+            return path.parent if path.suffix else path
+    return None
 
 
 @app.command("serve")

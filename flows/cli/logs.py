@@ -29,107 +29,12 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from pedes_core.logs import LOG_NAME, RUN_DIR_ATTR
+from pedes_core.logs import ENV_VERBOSE, LOG_NAME, QuietConsoleHandler, RunFileHandler
 
-ENV_VERBOSE = "PEDES_VERBOSE"
-OUR_PACKAGES = ("caption_gen", "training", "eval", "flows", "pedes_core", "templates", "pedes")
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-_BUFFER_MAX = 20_000
+__all__ = ["ENV_VERBOSE", "LOG_NAME", "QuietConsoleHandler", "RunFileHandler", "attach_run_dir", "setup_logging"]
 _registered = False
-
-
-def _ours(name: str) -> bool:
-    return name.split(".", 1)[0] in OUR_PACKAGES
-
-
-class QuietConsoleHandler(logging.StreamHandler):
-    """stderr: our warnings and everyone's errors; with ``PEDES_VERBOSE`` ≥ 1 every INFO record (≥ 2: DEBUG)."""
-
-    def __init__(self) -> None:
-        super().__init__(sys.stderr)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr  # the current one (tests and rich swap it)
-        super().emit(record)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if hasattr(record, RUN_DIR_ATTR):
-            return False
-        verbose = int(os.environ.get(ENV_VERBOSE, "0") or 0)
-        if verbose >= 2:
-            return True
-        if verbose == 1:
-            return record.levelno >= logging.INFO
-        return record.levelno >= logging.ERROR or (_ours(record.name) and record.levelno >= logging.WARNING)
-
-
-class RunFileHandler(logging.Handler):
-    """Every record to the current run's ``pedes.log``; records before a run folder is known are buffered."""
-
-    path: Path | None = None
-    pinned = False  # a command fixed the folder: announcements of nested runs do not move the log
-    _buffer: list[str] = []
-    _warnings = 0
-    _stream = None
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.setFormatter(logging.Formatter(FORMAT))
-
-    @classmethod
-    def attach(cls, folder: str | Path, *, pin: bool = False) -> Path:
-        """Write from now on (and what was buffered) to ``folder/pedes.log``; ``pin``: keep it there."""
-        target = Path(folder) / LOG_NAME
-        if cls.pinned and not pin or cls.path == target:
-            cls.pinned = cls.pinned or pin
-            return cls.path or target
-        cls.pinned = pin
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if cls._stream is not None:
-            cls._stream.close()
-        cls._stream = open(target, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process
-        cls.path = target
-        for line in cls._buffer:
-            cls._stream.write(line + "\n")
-        cls._buffer.clear()
-        cls._stream.flush()
-        return target
-
-    def emit(self, record: logging.LogRecord) -> None:
-        folder = getattr(record, RUN_DIR_ATTR, None)
-        if folder is not None:
-            type(self).attach(folder)
-            return
-        if record.levelno < logging.INFO and int(os.environ.get(ENV_VERBOSE, "0") or 0) < 2:
-            return
-        try:
-            line = self.format(record)
-        except Exception:  # noqa: BLE001 - a broken record must not stop the run
-            return
-        cls = type(self)
-        if record.levelno >= logging.WARNING:
-            cls._warnings += 1
-        if cls._stream is not None:
-            cls._stream.write(line + "\n")
-            cls._stream.flush()
-        elif len(cls._buffer) < _BUFFER_MAX:
-            cls._buffer.append(line)
-
-    @classmethod
-    def flush_unattached(cls) -> Path | None:
-        """At exit without a run folder: write the buffer to ``<tmp>/pedes-logs/`` (returns the file)."""
-        if cls._stream is not None or not cls._buffer:
-            return None
-        folder = Path(tempfile.gettempdir()) / "pedes-logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / f"pedes-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-        target.write_text("\n".join(cls._buffer) + "\n", encoding="utf-8")
-        cls._buffer.clear()
-        return target
 
 
 def _prefect_logging_config() -> Path | None:
@@ -146,8 +51,8 @@ def _prefect_logging_config() -> Path | None:
         return None
     cfg = yaml.safe_load(source.read_text())
     cfg.setdefault("handlers", {})
-    cfg["handlers"]["pedes_console"] = {"class": f"{__name__}.QuietConsoleHandler", "level": 0}
-    cfg["handlers"]["pedes_file"] = {"class": f"{__name__}.RunFileHandler", "level": 0}
+    cfg["handlers"]["pedes_console"] = {"class": "pedes_core.logs.QuietConsoleHandler", "level": 0}
+    cfg["handlers"]["pedes_file"] = {"class": "pedes_core.logs.RunFileHandler", "level": 0}
     ours = ["pedes_console", "pedes_file"]
     for name in ("uvicorn", "fastapi"):
         if name in cfg.get("loggers", {}):
@@ -177,6 +82,7 @@ def setup_logging(verbose: int = 0) -> None:
     env("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env("DO_NOT_TRACK", "1")
     env("VLLM_CONFIGURE_LOGGING", "0")
+    env("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # a busy 2-core machine
     if verbose == 0:
         env("TRANSFORMERS_VERBOSITY", "error")
         env("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

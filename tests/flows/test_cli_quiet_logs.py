@@ -1,0 +1,65 @@
+"""Quiet by default (docs/logging.md): a flow run prints no Prefect INFO lines and no traceback (the telemetry
+"database is locked" one included), its library logs land in the run folder's ``pedes.log``, and ``-v`` brings
+them back to the terminal."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "PEDES_", "VLLM_", "TRANSFORMERS_"))}
+    env.update(PYTHONPATH=str(REPO), PREFECT_HOME=str(home))
+    return subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_flow_run_is_quiet_and_logs_to_the_run_folder(synth_small, tmp_path):
+    cfg = tmp_path / "mine.yaml"
+    out = tmp_path / "templates" / "mined.json"
+    cfg.write_text(yaml.safe_dump({"captions": str(synth_small / "reid_raw.json"), "out": str(out),
+                                   "max_captions": 60, "max_templates": 10, "runner": {"kind": "thread"}}))
+    quiet = _run(["flow", "run", "mine-templates", "-c", str(cfg)], tmp_path, tmp_path / "prefect-home")
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert json.loads(quiet.stdout)  # the short summary
+    for noise in ("Traceback", "database is locked", "| INFO", "Beginning flow run", "Finished in state"):
+        assert noise not in quiet.stderr, f"{noise!r} on the terminal:\n{quiet.stderr[-2000:]}"
+    log = (tmp_path / "templates" / "pedes.log").read_text()
+    assert "INFO" in log and "prefect" in log and "Finished in state" in log
+
+    loud = _run(["-v", "flow", "run", "mine-templates", "-c", str(cfg)], tmp_path, tmp_path / "prefect-home")
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert "Finished in state" in loud.stderr
+    assert "Traceback" not in loud.stderr
+
+
+def test_console_filter_rules():
+    from flows.cli.logs import ENV_VERBOSE, QuietConsoleHandler
+
+    h = QuietConsoleHandler()
+
+    def rec(name: str, level: int) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, "m", None, None)
+
+    old = os.environ.get(ENV_VERBOSE)
+    try:
+        os.environ[ENV_VERBOSE] = "0"
+        assert h.filter(rec("training.engine", logging.WARNING))
+        assert not h.filter(rec("vllm.engine", logging.WARNING)) and not h.filter(rec("prefect", logging.INFO))
+        assert h.filter(rec("vllm.engine", logging.ERROR))
+        os.environ[ENV_VERBOSE] = "1"
+        assert h.filter(rec("prefect.flow_runs", logging.INFO)) and not h.filter(rec("x", logging.DEBUG))
+    finally:
+        if old is None:
+            os.environ.pop(ENV_VERBOSE, None)
+        else:
+            os.environ[ENV_VERBOSE] = old
