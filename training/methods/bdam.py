@@ -11,11 +11,40 @@ directory) encodes raw strings; raw captions come from ``captions`` or, if absen
 the engine's CLIP tokens (lower-cased text, which ``bert-base-uncased`` lower-cases anyway). With
 ``text_encoder: null`` (tiny random BERT for tests/smoke) the CLIP BPE ids are used directly as BERT ids.
 
-Tasks balanced by GradNorm (:mod:`training.gradnorm`): ``info`` (Eq. 3, fused vs text), ``triplet`` (Eq. 4,
-on f_id), ``aln`` (Eq. 1), ``decouple`` (Eq. 2) and ``itc`` — our addition: symmetric InfoNCE between the
-aligned identity image feature and the caption (+ identity description) features. ``itc`` trains the space
-of stage 1, which the paper does not define. Gate regularization has a fixed weight (not a GradNorm task,
-as in the paper's task list).
+Tasks balanced by GradNorm (:mod:`training.gradnorm`, α read as the exponent of the target — see there;
+``gradnorm_alpha_mode: coefficient`` is the literal Eq. 6): ``info`` (Eq. 3, fused vs text), ``triplet``
+(Eq. 4, on f_id), ``aln`` (Eq. 1), ``decouple`` (Eq. 2) and ``itc`` — our addition: symmetric InfoNCE
+between the aligned identity image feature and the caption (+ identity description) features. ``itc``
+trains the space of stage 1, which the paper does not define.
+
+Supervision as §3.2–3.4 write it:
+
+* ``L_aln`` (Eq. 1) compares the *pooled* clothing feature ``f̂_clo`` (before the dimension gate; "s_ij =
+  f̂_clo^i · (f_clo^t)^j"), linearly projected to the text width, with the clothing descriptions; the HSIC of
+  Eq. 2 uses the gated ``f_id^i``/``f_clo^i``. ``aln_feature: gated`` is the former behaviour (gated f_clo).
+* The fusion's text is the identity description ``f_id^t`` (§3.4 "processes the decoupled visual features
+  f_id^i and the textual features f_id^t"; Fig. 2 "the fusion module integrates f_id and f_id^t"), so Eq. 3
+  during training scores ``f_final(f_id^t_i, image_j)`` against ``f_id^t_i``. Reading (declared): at test time
+  a query has no identity description, so stage 2 fuses the query caption — the only text there is.
+  ``fusion_text: caption`` fuses the query caption in training too (our former choice). A batch without
+  identity descriptions (``missing_descriptions: skip``) falls back to the caption for that batch.
+* Hair (§1: "content irrelevant to identity (e.g., clothing, hairstyle)"): hairstyle — cut, length,
+  ponytail, bun, braids — is appearance, not identity; it belongs to the clothing/appearance description,
+  never the identity description. Hair *colour* we keep as an identity trait (declared: it persists across
+  clothes changes like skin tone; the paper does not discuss dyeing). This method does not rewrite texts:
+  it uses the corpus' ``identity``/``clothing`` rows as they are, so the split is decided by the captioning
+  prompts and the synthetic attributes; the BDAM tests' synthetic world keys identities by (hair colour,
+  build) and outfits by garments, consistent with this reading.
+* Gate regularization: §4.2 and Table 3 ("w/o Gate Reg.", −0.7 R1) name it but the paper never defines it.
+  Our form (:func:`training.losses.bdam_losses.gate_regularization`) pulls both gates towards ½, which
+  conflicts with Fig. 4 (learned identity gates skewed right, mean 0.61 ± 0.17): it is therefore **off by
+  default** (``gate_reg_weight: 0``) and opt-in for ablations; with a weight > 0 it has a fixed weight (not
+  a GradNorm task, as in the paper's task list of Eq. 6).
+* Triplet positives: Eq. 4 needs a positive of the anchor's identity in the batch; with a random sampler
+  over a corpus where every image is its own identity there is none and the loss is identically 0. The
+  method counts, per epoch, the pairs of same-identity samples the triplet loss (and the label-aware
+  ``itc``) saw and logs a **warning** at the end of an epoch in which a loss saw no positive pair;
+  ``configs/bdam.yaml`` trains with a PK sampler.
 
 ``identity_positives`` (default true): PK batches hold several images of one person, so ``itc`` treats every
 pair of the same identity as positive (§3.5: positives are pairs "representing the same identity"), and
@@ -35,6 +64,7 @@ the fusion match score through the evaluator's ``rerank_scores`` hook.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -53,6 +83,8 @@ from training.models.bdam.encoders import ImageEncoder, TextEncoder
 from training.models.bdam.fusion import FusionModule, MixerKind
 from training.models.config import TINY_ARCH, ModelConfig
 from training.registry import METHODS
+
+log = logging.getLogger(__name__)
 
 TASKS: tuple[str, ...] = ("info", "itc", "triplet", "aln", "decouple")
 GATE_PNG = "bdam_gates.png"
@@ -74,6 +106,7 @@ class ImageStates:
     tokens_id: torch.Tensor  # [B, L, D_v]
     f_clo: torch.Tensor | None
     gate: torch.Tensor | None
+    f_clo_hat: torch.Tensor | None = None  # [B, D_v] pooled clothing feature before the gate (Eq. 1)
 
 
 @METHODS.register("bdam")
@@ -109,7 +142,7 @@ class BDAMMethod(TrainingMethod):
         aln_temperature: float = 0.07,
         triplet_margin: float = 0.3,
         hard_negatives: int = 7,
-        gate_reg_weight: float = 0.1,
+        gate_reg_weight: float = 0.0,
         identity_text_alignment: bool = True,
         disabled_losses: list[str] | None = None,
         missing_descriptions: Literal["error", "skip"] = "error",
@@ -118,8 +151,12 @@ class BDAMMethod(TrainingMethod):
         gradnorm_lr: float = 0.025,
         gradnorm_log_reg: float = 1e-3,
         gradnorm_clip: tuple[float, float] = (1e-4, 10.0),
+        gradnorm_alpha_mode: Literal["exponent", "coefficient"] = "exponent",
+        gradnorm_reference: Literal["first", "mean"] = "first",
         rerank_top_k: int = 32,
         identity_positives: bool = True,
+        aln_feature: Literal["pooled", "gated"] = "pooled",
+        fusion_text: Literal["identity", "caption"] = "identity",
     ) -> None:
         super().__init__()
         del num_classes, num_captions  # BDAM has no ID classifier / noise store
@@ -157,7 +194,14 @@ class BDAMMethod(TrainingMethod):
         if not use_bdam:
             disabled |= {"aln", "decouple", "gate_reg"}
         self.tasks = [t for t in TASKS if t not in disabled]
-        self.use_gate_reg = "gate_reg" not in disabled
+        if gate_reg_weight < 0:
+            raise ConfigError(f"method.params.gate_reg_weight: must be >= 0, got {gate_reg_weight}")
+        if aln_feature not in ("pooled", "gated"):
+            raise ConfigError(f"method.params.aln_feature: {aln_feature!r} (pooled | gated)")
+        if fusion_text not in ("identity", "caption"):
+            raise ConfigError(f"method.params.fusion_text: {fusion_text!r} (identity | caption)")
+        self.use_gate_reg = "gate_reg" not in disabled and gate_reg_weight > 0
+        self.aln_feature, self.fusion_text = aln_feature, fusion_text
         self.temperature, self.aln_temperature = temperature, aln_temperature
         self.triplet_margin, self.hard_negatives = triplet_margin, hard_negatives
         self.gate_reg_weight = gate_reg_weight
@@ -165,8 +209,11 @@ class BDAMMethod(TrainingMethod):
         self.missing_descriptions = missing_descriptions
         self.rerank_top_k = rerank_top_k
         self.identity_positives = identity_positives
-        self.gradnorm = (GradNorm(self.tasks, gradnorm_alpha, gradnorm_lr, gradnorm_log_reg, gradnorm_clip)
+        self.gradnorm = (GradNorm(self.tasks, gradnorm_alpha, gradnorm_lr, gradnorm_log_reg, gradnorm_clip,
+                                  alpha_mode=gradnorm_alpha_mode, reference=gradnorm_reference)
                          if gradnorm and self.tasks else None)
+        self._positive_pairs: dict[str, int] = {}  # per epoch: same-identity pairs each loss saw
+        self._train_steps = 0
         self._run_dir: Path | None = None
         self._gate_log: list[np.ndarray] = []
         self._modality_log: list[np.ndarray] = []
@@ -204,7 +251,7 @@ class BDAMMethod(TrainingMethod):
         if self.bdam is None:
             return ImageStates(tokens.mean(dim=1), tokens, None, None)
         out = self.bdam(tokens)
-        return ImageStates(out.f_id, out.tokens_id, out.f_clo, out.gate)
+        return ImageStates(out.f_id, out.tokens_id, out.f_clo, out.gate, out.h_clo)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """Stage-1 gallery feature: the aligned identity image feature FFN(f_id) [B, 256]."""
@@ -272,29 +319,46 @@ class BDAMMethod(TrainingMethod):
         f_img, f_txt = self.fusion.align_image(img.f_id), self.fusion.align_text(txt.cls)
         losses: dict[str, torch.Tensor] = {}
         logs: dict[str, torch.Tensor] = {}
+        need_id_desc = ("itc" in self.tasks and self.identity_text_alignment) or (
+            "info" in self.tasks and self.fusion_text == "identity")
+        id_desc = self._descriptions(batch, "identity_caption") if need_id_desc else None
+        id_states = self.encode_text_states(id_desc) if id_desc is not None else None
         if "info" in self.tasks:
-            losses["info"], modality = self._fusion_info(img, txt, f_img, f_txt, pids)
+            if self.fusion_text == "identity" and id_states is not None:  # §3.4: fuse f_id^i with f_id^t
+                fuse_txt, fuse_f = id_states, self.fusion.align_text(id_states.cls)
+            else:
+                fuse_txt, fuse_f = txt, f_txt
+            losses["info"], modality = self._fusion_info(img, fuse_txt, f_img, fuse_f, pids)
         else:
             modality = None
+        same = pids[:, None] == pids[None, :]
+        off_diagonal_positives = int(same.sum().item()) - len(pids)
+        if self.training:
+            self._train_steps += 1
         if "itc" in self.tasks:
             lab = pids if self.identity_positives else None
             itc = (info_nce(f_img, f_txt, self.temperature, lab) + info_nce(f_txt, f_img, self.temperature, lab)) / 2
-            id_desc = self._descriptions(batch, "identity_caption") if self.identity_text_alignment else None
-            if id_desc is not None:
-                f_idt = self.fusion.align_text(self.encode_text_states(id_desc).cls)
+            if id_states is not None and self.identity_text_alignment:
+                f_idt = self.fusion.align_text(id_states.cls)
                 itc = itc + (info_nce(f_img, f_idt, self.temperature, lab)
                              + info_nce(f_idt, f_img, self.temperature, lab)) / 2
             losses["itc"] = itc
+            if self.training and self.identity_positives:
+                self._count_positives("itc", off_diagonal_positives)
         if "triplet" in self.tasks:
             losses["triplet"] = triplet_loss(img.f_id, pids, self.triplet_margin)
+            if self.training:
+                self._count_positives("triplet", off_diagonal_positives)
         if "aln" in self.tasks:
             clo_desc = self._descriptions(batch, "clothing_caption")
+            # Eq. 1: s_ij = f̂_clo^i · (f_clo^t)^j on the pooled (pre-gate) clothing feature
+            clo_img = img.f_clo_hat if self.aln_feature == "pooled" else img.f_clo
             if clo_desc is not None:
                 f_clo_t = self.encode_text_states(clo_desc).cls
                 outfit = _string_labels(clo_desc).to(pids.device) if self.identity_positives else None
-                losses["aln"] = info_nce(self.clothing_proj(img.f_clo), f_clo_t, self.aln_temperature, outfit)
+                losses["aln"] = info_nce(self.clothing_proj(clo_img), f_clo_t, self.aln_temperature, outfit)
             else:
-                losses["aln"] = img.f_clo.sum() * 0.0
+                losses["aln"] = clo_img.sum() * 0.0
         if "decouple" in self.tasks:
             losses["decouple"] = hsic(img.f_id, img.f_clo)
         elif img.f_clo is not None:
@@ -311,11 +375,12 @@ class BDAMMethod(TrainingMethod):
             total = total + weights[i] * losses[t]
             logs[t] = losses[t].detach()
             logs[f"w_{t}"] = weights[i].detach()
-        if self.use_gate_reg and img.gate is not None:
-            reg = gate_regularization(img.gate, modality)
-            total = total + self.gate_reg_weight * reg
-            logs["gate_reg"] = reg.detach()
+        if img.gate is not None:
             logs["gate_id_mean"] = img.gate.detach().mean()
+            if self.use_gate_reg:
+                reg = gate_regularization(img.gate, modality)
+                total = total + self.gate_reg_weight * reg
+                logs["gate_reg"] = reg.detach()
         return {"bdam_loss": total, **logs}
 
     # --- hooks -----------------------------------------------------------------------------
@@ -346,6 +411,22 @@ class BDAMMethod(TrainingMethod):
 
     def on_epoch_end(self, epoch: int) -> None:
         self.write_gate_histogram()
+        self.warn_missing_positives(epoch)
+
+    def _count_positives(self, loss: str, pairs: int) -> None:
+        self._positive_pairs[loss] = self._positive_pairs.get(loss, 0) + max(pairs, 0)
+
+    def warn_missing_positives(self, epoch: int) -> list[str]:
+        """Warn (and return the names) of the losses that saw no same-identity pair in this epoch's training
+        batches (Eq. 4's triplet needs one; e.g. a random sampler over one-image identities), then reset."""
+        silent = [k for k, v in self._positive_pairs.items() if v == 0] if self._train_steps else []
+        for name in silent:
+            log.warning("BDAM epoch %d: the %s loss saw no positive pair (two samples of one identity) in %d "
+                        "training batches, so it had no effect; use data.sampler: pk (pk_instances >= 2)",
+                        epoch + 1, name, self._train_steps)
+        self._positive_pairs = {}
+        self._train_steps = 0
+        return silent
 
     def extra_state(self) -> dict[str, Any]:
         return {"gradnorm": self.gradnorm.state_dict()} if self.gradnorm is not None else {}

@@ -8,7 +8,8 @@ gate ``g = σ(W_g [f̂_id; f̂_clo] + b_g)``, ``f_id = g ⊙ f̂_id``, ``f_clo =
 Choices where the paper is silent: pre-norm Transformer encoder layers (GELU FFN 4×, dropout 0.1); the
 "full depth" defaults to 6 layers per branch (the paper only says 3 layers is worse); one cross-attention
 block (attention + FFN, residual) per direction; the gated identity *tokens* ``g ⊙ tokens_id`` are also
-returned for the token-level fusion (``fusion.py``). Ablations (seed 000 Table 1): ``cross_attention=False``,
+returned for the token-level fusion (``fusion.py``). The pooled pre-gate features ``f̂_id``/``f̂_clo`` are
+returned too: Eq. 1 (``L_aln``) is written on ``f̂_clo``, Eq. 2 (HSIC) on the gated ``f_id^i``/``f_clo^i``. Ablations (seed 000 Table 1): ``cross_attention=False``,
 ``gate=False`` (f_id = f̂_id, f_clo = f̂_clo; ``gate`` is then reported as 0.5).
 """
 
@@ -26,6 +27,8 @@ class BDAMOutput:
     f_id: torch.Tensor  # [B, D] gated identity feature f_id^i
     f_clo: torch.Tensor  # [B, D] gated clothing feature f_clo^i
     gate: torch.Tensor  # [B, D] dimension gate g (W_id = g, W_clo = 1 − g)
+    h_id: torch.Tensor | None = None  # [B, D] pooled identity feature f̂_id (before the gate)
+    h_clo: torch.Tensor | None = None  # [B, D] pooled clothing feature f̂_clo (before the gate; Eq. 1's feature)
 
 
 def _encoder(dim: int, heads: int, depth: int, dropout: float) -> nn.TransformerEncoder:
@@ -87,5 +90,5 @@ class BDAM(nn.Module):
         h_id, h_clo = t_id.mean(dim=1), t_clo.mean(dim=1)
         if self.use_gate:
             g = torch.sigmoid(self.gate(torch.cat([h_id, h_clo], dim=-1)))
-            return BDAMOutput(g[:, None, :] * t_id, g * h_id, (1 - g) * h_clo, g)
-        return BDAMOutput(t_id, h_id, h_clo, h_id.new_full(h_id.shape, 0.5))
+            return BDAMOutput(g[:, None, :] * t_id, g * h_id, (1 - g) * h_clo, g, h_id, h_clo)
+        return BDAMOutput(t_id, h_id, h_clo, h_id.new_full(h_id.shape, 0.5), h_id, h_clo)
