@@ -66,9 +66,11 @@ def _register() -> None:
     from flows.cli import templates  # noqa: F401
     from flows.cli import flow  # noqa: F401
     from flows.cli import caption  # noqa: F401
+    from flows.cli import captioner  # noqa: F401
     from flows.cli import corpus_formats  # noqa: F401
     from flows.cli import export  # noqa: F401
     from flows.cli import recipes  # noqa: F401
+    from flows.cli import repro  # noqa: F401
 
 
 _register()

@@ -1,0 +1,174 @@
+"""``train_captioner(cfg) -> Path``: train (or reuse) a small LLaVA captioner on synthetic pedestrians.
+
+Caching: the trained folder lives at ``<cache_dir>/captioner-<key>``, ``key`` = hash of the config and
+the data (:meth:`CaptionerConfig.cache_key`); a second call with the same config and data returns it
+without training. With ``cfg.out`` the folder is also copied there (reused when ``out`` already holds
+the same key). Every folder holds ``captioner.json`` (key, config, data, timings, final losses) next to
+the ``save_pretrained`` files.
+
+Objective: next-token cross-entropy on the answer (prompt masked), plus an auxiliary attribute
+classification loss (``aux_weight``) on the projected image tokens that makes the vision tower learn
+the attributes quickly; the auxiliary head is discarded — the saved model is a plain LLaVA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from caption_gen.captioner.config import TRAINER_VERSION, CaptionerConfig
+from caption_gen.captioner.records import CAPTIONER_SEED_BASE, data_fingerprint, load_records
+from pedes_core.errors import InputError
+
+STAMP = "captioner.json"
+
+
+def training_synth(cfg: CaptionerConfig) -> Path:
+    """The synth folder to train on: ``cfg.synthetic``, else the reserved-seed set in the cache (rendered once)."""
+    if cfg.synthetic is not None:
+        return Path(cfg.synthetic)
+    from caption_gen.synth import render_dataset
+
+    seed = CAPTIONER_SEED_BASE + cfg.seed
+    root = cfg.resolved_cache_dir() / f"synth-s{seed}-{cfg.synth_identities}x{cfg.synth_images_per_identity}"
+    if not (root / "synth.json").exists():
+        render_dataset(root, identities=cfg.synth_identities, images_per_identity=cfg.synth_images_per_identity,
+                       seed=seed, val_fraction=0.0, test_fraction=0.0)
+    return root
+
+
+def _stamp_key(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / STAMP).read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def train_captioner(cfg: CaptionerConfig, *, log: Callable[[str], None] | None = None) -> Path:
+    """Train the captioner of ``cfg`` (or reuse the cached one) and return its model folder."""
+    say = log or (lambda _msg: None)
+    synth = training_synth(cfg)
+    key = cfg.cache_key(data_fingerprint(synth))
+    cached = cfg.resolved_cache_dir() / f"captioner-{key}"
+    out = Path(cfg.out) if cfg.out is not None else None
+    if out is not None and _stamp_key(out) == key:
+        say(f"reusing captioner {key} at {out}")
+        return out
+    if out is not None and out.exists() and any(out.iterdir()) and _stamp_key(out) is None:
+        raise InputError(f"{out}: exists and is not a captioner folder (no {STAMP}); choose an empty --out")
+    if _stamp_key(cached) == key:
+        say(f"reusing cached captioner {key} ({cached})")
+    else:
+        tmp = cached.with_name(f".tmp-{cached.name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _train(cfg, synth, key, tmp, say)
+        shutil.rmtree(cached, ignore_errors=True)
+        os.replace(tmp, cached)
+    if out is None:
+        return cached
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(cached, out)
+    return out
+
+
+def _lr_at(step: int, cfg: CaptionerConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable[[str], None]) -> None:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from caption_gen.captioner.architecture import build_model, build_processor, save_captioner
+    from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler, engine_prompts
+    from caption_gen.captioner.vocabulary import tokenizer_corpus, train_tokenizer
+    from caption_gen.instructions.bank import InstructionSet
+
+    t0 = time.perf_counter()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    records = load_records(synth, cfg.splits)
+    instructions = InstructionSet.load()
+    texts = [instructions.render(k, image_id="-", seed=0).text for k in ("static", "identity", "clothing")]
+    texts += [instructions.render("dynamic", image_id="-", seed=0, template_id=t.template_id).text
+              for t in instructions.templates]
+    tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size)
+    processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size)
+    prompts = engine_prompts(instructions, processor, cfg.image_size)
+    pixels = []
+    for start in range(0, len(records), 256):
+        imgs = [Image.open(r.path).convert("RGB") for r in records[start:start + 256]]
+        pixels.append(processor.image_processor(images=imgs, return_tensors="pt")["pixel_values"])
+    pixel_values = torch.cat(pixels)
+    t_data = time.perf_counter() - t0
+    say(f"captioner {key}: {len(records)} images of {len({r.person_id for r in records})} people from {synth}, "
+        f"vocab {len(tokenizer)}, {len(prompts)} prompts ({t_data:.1f} s)")
+
+    model = build_model(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size,
+                        vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers,
+                        text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed)
+    n_tokens = (cfg.image_size // cfg.patch_size) ** 2
+    sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
+    aux_head = torch.nn.Linear(n_tokens * cfg.text_hidden, sum(sizes))
+    captured: dict[str, Any] = {}
+    hook = model.model.multi_modal_projector.register_forward_hook(
+        lambda _m, _i, output: captured.__setitem__("img", output))
+    params = list(model.parameters()) + list(aux_head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    sampler = BatchSampler(records, pixel_values, prompts, tokenizer, kind_weights=cfg.kind_weights,
+                           noise=cfg.noise, seed=cfg.seed)
+    model.train()
+    history: list[dict[str, float]] = []
+    run_lm = run_aux = 0.0
+    t_train = time.perf_counter()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, cfg)
+        batch = sampler.sample(cfg.batch_size)
+        aux_target = batch.pop("aux")
+        outputs = model(**batch)
+        loss = outputs.loss
+        aux_loss = torch.zeros(())
+        if cfg.aux_weight > 0:
+            feats = captured["img"].reshape(cfg.batch_size, -1)
+            logits = aux_head(feats).split(sizes, dim=-1)
+            aux_loss = sum(torch.nn.functional.cross_entropy(lg, aux_target[:, j]) for j, lg in enumerate(logits))
+            aux_loss = aux_loss / len(sizes)
+            loss = loss + cfg.aux_weight * aux_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        lm = float(outputs.loss.detach())
+        run_lm = 0.9 * run_lm + 0.1 * lm if step else lm
+        ax = float(aux_loss.detach())
+        run_aux = 0.9 * run_aux + 0.1 * ax if step else ax
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            el = time.perf_counter() - t_train
+            history.append({"step": step + 1, "lm_loss": round(run_lm, 4), "aux_loss": round(run_aux, 4),
+                            "seconds": round(el, 1)})
+            say(f"  step {step + 1}/{cfg.steps}  lm {run_lm:.3f}  aux {run_aux:.3f}  {el:.0f} s")
+    hook.remove()
+    model.eval()
+    save_captioner(model, processor, out)
+    stamp = {
+        "key": key, "trainer_version": TRAINER_VERSION, "config": cfg.model_dump(mode="json"),
+        "synthetic": str(synth), "data_fingerprint": data_fingerprint(synth),
+        "images": len(records), "people": len({r.person_id for r in records}), "splits": cfg.splits,
+        "train_seconds": round(time.perf_counter() - t_train, 1), "total_seconds": round(time.perf_counter() - t0, 1),
+        "torch_threads": torch.get_num_threads(), "history": history,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    (out / STAMP).write_text(json.dumps(stamp, indent=2))
+    del np

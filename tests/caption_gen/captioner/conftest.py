@@ -1,0 +1,48 @@
+"""Session fixtures of the captioner tests: one tiny trained captioner per session (cached across
+sessions by its config + data hash in ``$PEDES_CACHE``/``~/.cache/pedes-forge``), held-out synthetic
+images, and one real vLLM CPU engine per module (built under the fixture, never at import time:
+vLLM spawns its workers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+#: A small, quick captioner: enough steps to write valid sentences of every kind (attribute accuracy
+#: is the benchmark's business, not the tests').
+TEST_CAPTIONER = dict(steps=240, batch_size=12, synth_identities=80, text_layers=2, vision_layers=2, lr=3e-3,
+                      warmup_steps=30, log_every=40)
+
+
+@pytest.fixture(scope="session")
+def trained_captioner(tmp_path_factory) -> Path:
+    from caption_gen.captioner import CaptionerConfig, train_captioner
+
+    return train_captioner(CaptionerConfig(**TEST_CAPTIONER), log=print)
+
+
+@pytest.fixture(scope="session")
+def heldout_synth(tmp_path_factory) -> Path:
+    """6 held-out people × 2 images (reserved seed, never trained on)."""
+    from caption_gen.captioner import HELDOUT_SEED_BASE
+    from caption_gen.synth import render_dataset
+
+    out = tmp_path_factory.mktemp("captioner-heldout")
+    render_dataset(out, identities=6, images_per_identity=2, seed=HELDOUT_SEED_BASE + 1, val_fraction=0.0,
+                   test_fraction=0.0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def captioner_backend(trained_captioner):
+    """The real vLLM CPU engine on the trained captioner, with the backend's CPU defaults (no engine
+    settings in the spec); shut down after the module."""
+    pytest.importorskip("vllm")
+    from caption_gen.backends.factory import build_backend
+    from caption_gen.backends.spec import ModelSpec
+
+    spec = ModelSpec(name="captioner", backend="vllm", path=trained_captioner, max_model_len=1024)
+    backend = build_backend(spec)
+    yield spec, backend
+    backend.close()
