@@ -66,6 +66,15 @@ class TrainResult:
     results_path: Path
 
 
+def selection_stage(result: EvalResult) -> tuple[str, dict[str, Any]]:
+    """The retrieval stage that model selection scores: the re-ranked stage 2 (``t2i_rerank``) when the
+    evaluator re-ranks — the ranking the run reports as its final one, e.g. BDAM's fusion re-scoring
+    (seed 000 §3.4) — else stage 1 (``t2i``)."""
+    if result.t2i_rerank is not None:
+        return "t2i_rerank", result.t2i_rerank
+    return "t2i", result.t2i
+
+
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -285,8 +294,14 @@ class Trainer:
         if self.ctx.is_main:
             result = self.evaluator().run(self.data.val_set)
             metric = self.recipe.eval.select_metric
-            score = float(result.t2i[metric])
-            self.monitor.log("val", self.progress["global_step"], {"epoch": epoch + 1, **result.summary()["t2i"]})
+            stage, selected = selection_stage(result)
+            score = float(selected[metric])
+            summary = result.summary()
+            logged = {"epoch": epoch + 1, **summary["t2i"]}
+            if summary["t2i_rerank"] is not None:
+                logged.update({f"rerank_{k}": v for k, v in summary["t2i_rerank"].items()})
+            self.monitor.log("val", self.progress["global_step"], logged)
+            self.progress["best_stage"] = stage
             best = self.progress["best_score"]
             if best is None or score > best:
                 self.progress["best_score"] = score
@@ -420,6 +435,7 @@ class Trainer:
                 "epochs_done": self.progress["epoch"],
                 "selection": {
                     "metric": self.recipe.eval.select_metric,
+                    "stage": self.progress.get("best_stage"),  # t2i_rerank when two-stage retrieval is on
                     "split": "validation" if self.data.val_set is not None else None,
                     "best_score": self.progress["best_score"],
                     "best_epoch": self.progress["best_epoch"],
