@@ -160,3 +160,63 @@ def test_pedes_train_logs_nam_coverage_and_masks_from_r(tmp_path, caplog) -> Non
     assert _coverage_records(one.run_dir) == [0.0, 0.0]
     warnings = [r for r in caplog.records if "nam_coverage" in r.getMessage() or "stored r" in r.getMessage()]
     assert len(warnings) == 1 and "captions_per_epoch" in warnings[0].getMessage()
+
+
+def test_ddp_two_ranks_merge_the_store_like_one_process(tmp_path) -> None:
+    """2 gloo ranks (batch 4 each) vs 1 process (batch 4 × 2 accumulation): the rank shards merge into
+    the same latest-r store — same nam_coverage, same loss trajectory, same final NAM state."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from training.engine.trainer import train
+
+    pedes = shutil.which("pedes", path=str(Path(sys.executable).parent)) or shutil.which("pedes")
+    if pedes is None:
+        pytest.skip("the pedes console script is not installed")
+    corpus = make_corpus(tmp_path / "c", 16, 4)
+    single_recipe = _recipe(corpus, tmp_path / "single", "all", 2)
+    single_recipe.data.batch_size = 4
+    single_recipe.engine.accumulation_steps = 2
+    single_recipe.engine.log_every_steps = 1
+    single = train(single_recipe)
+
+    ddp_recipe = _recipe(corpus, tmp_path / "ddp", "all", 2)
+    ddp_recipe.data.batch_size = 4
+    ddp_recipe.engine.log_every_steps = 1
+    recipe_file = tmp_path / "ddp.yaml"
+    recipe_file.write_text(yaml.safe_dump(ddp_recipe.model_dump(mode="json")))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           pedes, "train", "--config", str(recipe_file)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (ddp_run,) = list((tmp_path / "ddp").iterdir())
+
+    assert _coverage_records(ddp_run) == _coverage_records(single.run_dir)
+    assert _coverage_records(ddp_run)[1] >= 0.95
+
+    def losses(run: Path) -> list[float]:
+        recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [r["loss"] for r in recs if r["type"] == "train"]
+
+    assert losses(ddp_run) == pytest.approx(losses(single.run_dir), rel=1e-3, abs=1e-4)
+    stores = []
+    for run in (single.run_dir, ddp_run):  # the merged store after the last epoch, as the next epoch reads it
+        store = NoiseStore(64, 77, run)
+        assert sorted(p.name for p in store.directory.iterdir()) == ["latest.e00001.epoch.i32",  # shards
+                                                                       "latest.e00001.noise.f16"]  # merged
+        store.start_epoch(2)
+        stores.append(store)
+    ids = torch.arange(64)
+    assert stores[0].source_epochs(ids).tolist() == stores[1].source_epochs(ids).tolist() == [1] * 64
+    torch.testing.assert_close(stores[1].read(ids)[0], stores[0].read(ids)[0], rtol=0, atol=2e-2)
+
+
+def test_the_pretraining_recipe_visits_every_caption_each_epoch() -> None:
+    from training.config import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parents[3] / "configs" / "pretrain_nam.yaml")
+    assert recipe.method.name == "nam_sdm" and recipe.data.captions_per_epoch == "all"
