@@ -1,4 +1,4 @@
-"""Style clustering benchmarks (issue 4): time and peak memory of DBSCAN (auto eps), HDBSCAN and
+"""Style clustering benchmarks (seed 000 §3.3, DESIGN §4): time and peak memory of DBSCAN (auto eps), HDBSCAN and
 KMeans+UPS on n 512-d L2-normalized Gaussian-mixture vectors (PCA to 50-d first, as the pipeline does),
 the CLIP ViT-B-32 text tower's CPU throughput, and ``build_styles`` on N texts with cached embeddings.
 
@@ -7,6 +7,18 @@ sample) — the ratio shows what the fit-sample + extension costs/saves.
 
     .venv/bin/python benchmarks/bench_styles.py --sizes 20000 100000 200000 --build-texts 100000
 Each measurement runs in a fresh subprocess so peak RSS (ru_maxrss) is per measurement.
+
+Quality (seed 000 §3.3: style clusters should be styles, with prompts that differ)::
+
+    .venv/bin/python benchmarks/bench_styles.py --quality [--baseline-root DIR]
+
+runs ``build_styles`` with default settings on planted-style corpora from three generators (the four
+styles of the tests' fixture, the five of ``tests/caption_gen/styles/style_generator.py``, and four
+written here only, never used by a test) plus the synthetic benchmark's captions (no planted labels),
+and reports the adjusted Rand index vs the planted styles, cluster counts (found by the clustering /
+final styles) and the largest pairwise prompt similarity (``caption_gen.styles.prompts.prompt_similarity``).
+``--baseline-root`` points at an unpacked older tree (``git archive <rev> caption_gen pedes_core templates``)
+whose ``build_styles`` is measured the same way in the same run — the "before".
 """
 
 from __future__ import annotations
@@ -110,9 +122,109 @@ def run_build(n: int, workdir: str) -> dict:
             "ari_vs_planted": float(adjusted_rand_score(planted, res.labels))}
 
 
+def _alt_generator(per: int, seed: int) -> tuple[list[str], list[int]]:
+    """Four styles written for the benchmark only: key-value fields, one run-on narrative chained with
+    "and", a participle-led sentence, exclamations/questions."""
+    import random
+
+    colors = ["black", "white", "red", "blue", "green", "grey", "orange", "tan", "maroon", "olive"]
+    tops, bottoms = ["coat", "sweatshirt", "polo shirt", "parka", "dress", "blazer"], ["jeans", "trousers", "skirt", "shorts"]
+    shoes, hair = ["boots", "trainers", "flats", "sneakers"], ["ponytail", "bun", "short hair", "long hair", "braids"]
+    people = [("woman", "she", "her"), ("man", "he", "his"), ("teenager", "they", "their"), ("gentleman", "he", "his")]
+    r = random.Random(seed)
+
+    def attrs() -> dict:
+        w = r.choice(people)
+        return {"w": w[0], "s": w[1], "p": w[2], "c": [r.choice(colors) for _ in range(3)], "g": r.choice(tops),
+                "b": r.choice(bottoms), "sh": r.choice(shoes), "h": r.choice(hair),
+                "bag": r.choice(["a purse", "a briefcase", "a box", ""])}
+
+    def kv(a: dict) -> str:
+        parts = [f"Gender: {a['w']}", f"Hair: {a['h']}", f"Upper: {a['c'][0]} {a['g']}", f"Lower: {a['c'][1]} {a['b']}",
+                 f"Shoes: {a['c'][2]} {a['sh']}"] + ([f"Carrying: {a['bag']}"] if a["bag"] else [])
+        return (". " if r.random() < 0.5 else " | ").join(parts) + "."
+
+    def story(a: dict) -> str:
+        t = (f"There is a {a['w']} walking on the sidewalk and {a['s']} is wearing a {a['c'][0]} {a['g']} and "
+             f"{a['c'][1]} {a['b']} and {a['s']} has {a['h']}")
+        if r.random() < 0.6:
+            t += f" and {a['s']} is also wearing {a['c'][2]} {a['sh']} on {a['p']} feet"
+        if a["bag"]:
+            t += f" and {a['s']} seems to be holding {a['bag']} in {a['p']} hand"
+        return t + r.choice([" while talking on the phone.", " in the middle of the day.", "."])
+
+    def part(a: dict) -> str:
+        return (f"{r.choice(['Walking', 'Heading', 'Hurrying', 'Strolling'])} "
+                f"{r.choice(['down the street', 'toward the camera', 'past a store'])} in a {a['c'][0]} {a['g']} and "
+                f"{a['c'][1]} {a['b']}, the {a['w']} {r.choice(['wears', 'has on'])} {a['c'][2]} {a['sh']}"
+                + (f" and carries {a['bag']}" if a["bag"] else "") + ".")
+
+    def excl(a: dict) -> str:
+        pool = [f"Wow, look at that {a['c'][0]} {a['g']}!", f"Isn't that {a['h']} great?", f"Such {a['c'][2]} {a['sh']}!",
+                f"Who wears {a['c'][1]} {a['b']} like that?", "Amazing!", f"Can you believe that {a['g']}?", "What a look!"]
+        return " ".join(r.sample(pool, r.randint(2, 4)))
+
+    fns = [kv, story, part, excl]
+    rows = [(fns[s](attrs()), s) for s in range(4) for _ in range(per)]
+    r.shuffle(rows)
+    return [x[0] for x in rows], [x[1] for x in rows]
+
+
+def _corpus(name: str, workdir: str) -> tuple[list[str], list[int] | None]:
+    tests = Path(__file__).resolve().parents[1] / "tests" / "caption_gen" / "styles"
+    sys.path.insert(0, str(tests))
+    if name == "fixture4":
+        from conftest import make_styled_captions
+
+        return make_styled_captions(60, seed=7)
+    if name == "generator5":
+        from style_generator import generate
+
+        return generate(60, seed=21)
+    if name == "generator5-large":
+        from style_generator import generate
+
+        return generate(400, seed=22)
+    if name == "alt4":
+        return _alt_generator(80, seed=1)
+    # synthetic benchmark captions (the demo's style source): no planted labels
+    src = Path(workdir) / "synth" / "reid_raw.json"
+    if not src.is_file():
+        subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", "synth", "--out", str(src.parent),
+                        "--identities", "60", "--images-per-identity", "4", "--seed", "0"], check=True,
+                       capture_output=True)
+    records = json.loads(src.read_text())
+    return [c for r in records if r.get("split") == "train" for c in r["captions"]], None
+
+
+def run_quality(corpus: str, workdir: str, root: str | None) -> dict:
+    if root:  # measure an older tree: its packages shadow the editable install of this one
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
+                            and "editable" not in getattr(f, "__module__", "")]
+        sys.path.insert(0, root)
+    texts, planted = _corpus(corpus, workdir)
+    from sklearn.metrics import adjusted_rand_score
+
+    from caption_gen.styles.build import StylesConfig, build_styles
+
+    out = Path(workdir) / f"quality-{corpus}-{'before' if root else 'after'}"
+    t0 = time.perf_counter()
+    res = build_styles(StylesConfig(report=False), out, texts=texts)
+    prompts = [e["prompt"] for e in json.loads((out / "bank.json").read_text())]
+    q = res.summary["quality"]
+    return {"corpus": corpus, "code": "before" if root else "after", "texts": len(texts),
+            "planted": len(set(planted)) if planted else None,
+            "ari": float(adjusted_rand_score(planted, res.labels)) if planted else None,
+            "clusters_found": q["clusters_raw"], "styles": res.n_styles, "merge": q.get("merge"),
+            "prompts": prompts, "features": res.summary["features"].get("note") or res.summary["features"].get("clip"),
+            "build_s": time.perf_counter() - t0}
+
+
 def child(spec: dict) -> None:
     kind = spec["kind"]
-    if kind == "cluster":
+    if kind == "quality":
+        out = run_quality(spec["corpus"], spec["workdir"], spec.get("root"))
+    elif kind == "cluster":
         out = run_cluster(spec["algo"], spec["n"], spec.get("exact", False))
     elif kind == "clip":
         out = run_clip(spec["n"])
@@ -130,10 +242,15 @@ def main() -> None:
     ap.add_argument("--build-texts", type=int, default=100000)
     ap.add_argument("--timeout", type=int, default=900, help="per measurement, seconds")
     ap.add_argument("--workdir", default="/tmp/bench_styles")
+    ap.add_argument("--quality", action="store_true", help="style recovery / prompt distinctness (see docstring)")
+    ap.add_argument("--baseline-root", help="unpacked older tree measured as the 'before' (quality mode)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(json.loads(args.child))
+        return
+    if args.quality:
+        quality_main(args)
         return
     specs = [{"kind": "cluster", "algo": "dbscan", "n": args.sizes[0], "exact": True}]
     specs += [{"kind": "cluster", "algo": a, "n": n} for n in args.sizes for a in args.algos]
@@ -153,6 +270,34 @@ def main() -> None:
     samp = next((r for r in results if r.get("algo") == "dbscan" and r.get("n") == args.sizes[0]), None)
     if base and samp:
         print(f"dbscan {args.sizes[0]}: sampled-fit / exact-fit time ratio = {samp['total_s'] / base['total_s']:.2f}")
+
+
+def quality_main(args: argparse.Namespace) -> None:
+    from caption_gen.styles.prompts import SIMILARITY_BOUND, max_pairwise_similarity
+
+    roots = ([args.baseline_root] if args.baseline_root else []) + [None]
+    rows = []
+    for corpus in ("fixture4", "generator5", "generator5-large", "alt4", "synthetic-benchmark"):
+        for root in roots:
+            spec = {"kind": "quality", "corpus": corpus, "workdir": args.workdir, "root": root}
+            proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
+                                  text=True, timeout=args.timeout)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            if line is None:
+                print(json.dumps({"spec": spec, "error": proc.stderr[-800:]}), flush=True)
+                continue
+            r = json.loads(line[7:])
+            sim, _ = max_pairwise_similarity(r["prompts"])
+            r["prompt_similarity_max"] = sim
+            r["identical_prompt_pairs"] = sum(a == b for i, a in enumerate(r["prompts"]) for b in r["prompts"][i + 1:])
+            rows.append(r)
+            print(json.dumps({k: v for k, v in r.items() if k != "prompts"}, default=str), flush=True)
+    print(f"\n| corpus | code | texts | planted | ARI | clusters found | styles | max prompt similarity "
+          f"(bound {SIMILARITY_BOUND}) | identical prompt pairs |\n|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        ari = "–" if r["ari"] is None else f"{r['ari']:.2f}"
+        print(f"| {r['corpus']} | {r['code']} | {r['texts']} | {r['planted'] or '–'} | {ari} | {r['clusters_found']} | "
+              f"{r['styles']} | {r['prompt_similarity_max']:.2f} | {r['identical_prompt_pairs']} |")
 
 
 if __name__ == "__main__":

@@ -171,15 +171,20 @@ def corpus_contrast(stylo: np.ndarray, labels: np.ndarray) -> list[list[Deviatio
     return out
 
 
-def distinguishing(devs: Sequence[Deviation], *, min_z: float = 0.5, max_features: int = 4) -> list[Deviation]:
-    """The features that set a cluster apart: ``|z| ≥ min_z``, at most ``max_features``; a feature whose
-    instruction duplicates an earlier one's meaning (head first vs clothing first) is skipped."""
+def distinguishing(devs: Sequence[Deviation], *, min_z: float = 0.5, max_features: int = 4,
+                   min_relative: float = 0.1) -> list[Deviation]:
+    """The features that set a cluster apart: ``|z| ≥ min_z``, at most ``max_features``. Skipped: a
+    feature whose instruction duplicates an earlier one's meaning (head first vs clothing first), and a
+    non-share feature whose mean differs from the corpus by less than ``min_relative`` of the corpus
+    value (a narrow corpus makes tiny differences look large in sd: 0.41 vs 0.43 is not a style)."""
     chosen: list[Deviation] = []
     exclusive = {"head_first": "clothing_first", "clothing_first": "head_first"}
     for d in devs:
         if abs(d.z) < min_z or len(chosen) >= max_features:
             break
         if any(c.feature == exclusive.get(d.feature) for c in chosen):
+            continue
+        if FEATURES[d.feature].kind != "share" and abs(d.value - d.corpus) < min_relative * abs(d.corpus):
             continue
         chosen.append(d)
     return chosen

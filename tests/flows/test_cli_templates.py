@@ -1,4 +1,4 @@
-"""``pedes templates check`` / ``render`` in real subprocesses (issue 3 interface), run from another cwd."""
+"""``pedes templates check`` / ``render`` in real subprocesses (seed 002 §3.1), run from another cwd."""
 
 from __future__ import annotations
 

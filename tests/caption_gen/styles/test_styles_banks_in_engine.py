@@ -1,4 +1,4 @@
-"""The banks the prompt-diversity tools write load in the captioning engine (issue 4 "done when"):
+"""The banks the prompt-diversity tools write load in the captioning engine (seed 002 §3.1, seed 000 §3.3):
 ``pedes styles build`` → ``bank.json`` drives the ``styled`` kind, ``pedes templates mine`` → a mined
 template bank drives the ``dynamic`` kind."""
 
