@@ -50,6 +50,8 @@ FLOWS: dict[str, FlowEntry] = {
                   "captions → TDE template bank"),
         FlowEntry("train", "flows.train_flow", "train_flow", "load_train_flow_config",
                   "pretrain → fine-tune per benchmark → evaluate → tables"),
+        FlowEntry("repro", "flows.repro_flow", "repro_flow", "load_repro_config",
+                  "miniature world → captioners → MLLM corpora → ablation runs → table (papers' directions)"),
     )
 }
 

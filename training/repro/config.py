@@ -1,0 +1,91 @@
+"""``pedes repro`` configuration (``configs/repro.yaml``): the miniature world, the recipes and the seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, load_config
+
+
+class WorldConfig(ConfigModel):
+    """Sizes and seeds of the disjoint parts of the miniature world (:mod:`training.repro.world`).
+
+    Person ids are disjoint by construction: the captioners are trained on their own synthetic people
+    (``caption_gen.captioner``), source images start at ``source_first_id`` and the target benchmark at
+    ``target_first_id``; each part is also drawn with its own seed."""
+
+    source_identities: int = Field(600, ge=4)
+    source_images_per_identity: int = Field(2, ge=1)
+    source_seed: int = 101
+    source_first_id: int = Field(100_000, ge=0)
+    target_identities: int = Field(500, ge=10)
+    target_images_per_identity: int = Field(4, ge=2)
+    target_outfits_per_identity: int = Field(2, ge=1)
+    target_seed: int = 202
+    target_first_id: int = Field(200_000, ge=0)
+    target_test_fraction: float = Field(0.2, gt=0, lt=1)
+    #: rendered image size (height, width); the recipes resize to their own ``model.image_size``
+    image_size: tuple[int, int] = (128, 64)
+
+
+class CaptionerSpec(ConfigModel):
+    """One trained captioner standing for one of the paper's MLLMs (seed 002 §3.1 uses two)."""
+
+    name: str
+    seed: int = 0
+    noise: float = Field(0.0, ge=0, le=1)
+
+
+class CaptioningConfig(ConfigModel):
+    """How the source images are captioned: which captioners, kinds and engine limits."""
+
+    #: the clean corpus (two captioners, as the paper's Qwen + Shikra)
+    clean: list[CaptionerSpec] = Field(default_factory=lambda: [CaptionerSpec(name="cap-a", seed=0),
+                                                                CaptionerSpec(name="cap-b", seed=1)], min_length=1)
+    #: the noisy corpus: the same captioners trained with a share of wrong attribute words (``--noise``)
+    noisy: list[CaptionerSpec] = Field(default_factory=lambda: [
+        CaptionerSpec(name="cap-a-noisy", seed=0, noise=0.3), CaptionerSpec(name="cap-b-noisy", seed=1, noise=0.3)])
+    kinds: list[str] = Field(default_factory=lambda: ["static", "dynamic"], min_length=1)
+    #: captioner training steps (None = the captioner's default size)
+    captioner_steps: int | None = Field(None, ge=1)
+    #: where trained captioners are cached (by a hash of their config; default ``<out>/captioners``)
+    cache_dir: ConfigPath | None = None
+    max_tokens: int = Field(64, ge=8)
+    shard_size: int = Field(256, ge=1)
+    max_attempts: int = Field(2, ge=1)
+
+
+class ClothesChangeConfig(ConfigModel):
+    """Seed 000's clothes-change comparison (:mod:`training.repro.clothes_change`)."""
+
+    enabled: bool = True
+    recipe: ExistingPath
+    identities: int = Field(300, ge=10)
+    images_per_identity: int = Field(4, ge=2)
+    seed: int = 303
+    first_id: int = Field(300_000, ge=0)
+    epochs: int | None = Field(None, ge=1)
+
+
+class ReproConfig(ConfigModel):
+    """Everything ``pedes repro`` needs; ``quick`` variants shrink the sizes (``quick_overrides``)."""
+
+    out: ConfigPath = Path("repro-output")
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    captioning: CaptioningConfig = Field(default_factory=CaptioningConfig)
+    #: the CPU retrieval profile used for fine-tuning (and, with the method swapped, pretraining)
+    recipe: ExistingPath
+    pretrain_epochs: int = Field(8, ge=1)
+    finetune_epochs: int = Field(10, ge=1)
+    seeds: int = Field(3, ge=1)
+    #: NAM masking ratio p (seed 002 §4.3: 0.15)
+    mask_ratio: float = Field(0.15, gt=0, lt=1)
+    #: arms to run (names of :data:`training.repro.arms.ARMS`); empty = all
+    arms: list[str] = Field(default_factory=list)
+    clothes_change: ClothesChangeConfig | None = None
+
+
+def load_repro_config(path: str | Path, overrides: list[str] | None = None) -> ReproConfig:
+    return load_config(ReproConfig, path, overrides or [])
