@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PositiveFloat, model_validator
 
 from pedes_core.configuration import ConfigModel, ConfigPath, OutputPath, load_config
 from training.models.config import ModelConfig
@@ -124,6 +124,9 @@ class OptimConfig(ConfigModel):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     grad_clip: float | None = Field(None, gt=0)  # max global grad norm; None = no clipping
+    # initial LR per parameter group a method names (``optimizer_groups()``, e.g. CFAM's ``new`` modules at
+    # 5e-5 vs the pretrained towers at ``lr``, seed 004 §5.1); see training.engine.optim
+    group_lr: dict[str, PositiveFloat] = Field(default_factory=dict)
 
 
 class ScheduleConfig(ConfigModel):

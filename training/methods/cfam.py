@@ -13,6 +13,22 @@ module off — ablations of Table 7).
 
 Inference uses only the global embeddings (``encode_image``/``encode_text``).
 
+Training recipe of §5.1 beyond the losses:
+
+* Learning rates: Adam at 1e-5 for the pretrained CLIP towers, 5e-5 "for the random-initialized modules".
+  :meth:`optimizer_groups` names ``pretrained`` (the CLIP backbone) and ``new`` (granularity decoder,
+  matcher, identity classifier); ``configs/cfam.yaml`` sets ``optim.group_lr: {new: 5.0e-5}`` (the engine's
+  general per-group LR mechanism, :mod:`training.engine.optim`).
+* Text augmentation, "random masking and replacement": in training every word token of the caption
+  (never padding, [SOS], [EOS]) is selected with probability ``text_aug_prob`` and then replaced by the
+  mask token with probability ``text_aug_mask_fraction``, by a random vocabulary token with probability
+  ``text_aug_random_fraction``, else kept. Reading (declared; the paper gives no rates): BERT's recipe,
+  0.15 / 0.8 / 0.1, as IRRA's masking, with per-caption draws seeded by (``text_aug_seed``, epoch, caption
+  id) so they are the same for any worker or rank count and on resume. Evaluation never augments.
+  ``text_aug_prob: 0`` switches it off.
+* 168 text tokens from a 77-token CLIP checkpoint: the text position embeddings are extended when the
+  checkpoint is loaded (:func:`training.models.position_embedding.extend_text_position_embedding`).
+
 Choice: the paper defers ``L_cid`` "with hard negative samples" to its supplement, which we do not
 have. We implement it as the IRRA-style identity classification of both global embeddings by one
 shared linear classifier (:func:`training.losses.id_loss`), the usual "cross-modal identity loss" of
@@ -43,10 +59,12 @@ from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.models.granularity_decoder import GranularityDecoder
 from training.models.hard_negative_matcher import HardNegativeMatcher
+from training.nam import equal_masking_probabilities, masking_seeds, sample_token_masking
 from training.registry import METHODS
 from training.tokenization import ClipTokenizer
 
 ID_CLASSIFIER_INIT_STD = 0.001
+TEXT_AUG_SEED_PURPOSE = 5
 
 
 class CfamParams(ConfigModel):
@@ -63,6 +81,10 @@ class CfamParams(ConfigModel):
     matcher_depth: int = Field(2, ge=1)
     temperature: float = Field(DEFAULT_TEMPERATURE, gt=0)
     exclude_same_identity_negatives: bool = True
+    text_aug_prob: float = Field(0.15, ge=0, le=1)  # §5.1 "random masking and replacement" (rates: ours)
+    text_aug_mask_fraction: float = Field(0.8, ge=0, le=1)
+    text_aug_random_fraction: float = Field(0.1, ge=0, le=1)
+    text_aug_seed: int = 0
 
 
 @METHODS.register("cfam")
@@ -89,6 +111,9 @@ class CfamMethod(TrainingMethod):
             raise ConfigError("model.context_length differs from the tokenizer's context length")
         if p.decoder_dim % p.decoder_heads:
             raise ConfigError(f"cfam: decoder_dim {p.decoder_dim} not divisible by decoder_heads {p.decoder_heads}")
+        if p.text_aug_mask_fraction + p.text_aug_random_fraction > 1:
+            raise ConfigError("method.params.text_aug_mask_fraction + text_aug_random_fraction must be <= 1")
+        self.epoch = 0
         self.tokenizer = tokenizer
         self.backbone = ClipBackbone(model, tokenizer.vocab_size)
         width = self.backbone.embed_dim
@@ -104,6 +129,27 @@ class CfamMethod(TrainingMethod):
             nn.init.normal_(self.classifier.weight, std=ID_CLASSIFIER_INIT_STD)
             nn.init.zeros_(self.classifier.bias)
 
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """§5.1: the pretrained CLIP towers vs the randomly initialised modules (own LR via ``optim.group_lr``)."""
+        new = [m for m in (self.decoder, self.matcher, self.classifier) if m is not None]
+        return {"pretrained": list(self.backbone.parameters()),
+                "new": [q for m in new for q in m.parameters()]}
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def augment_text(self, tokens: torch.Tensor, caption_ids: torch.Tensor | None) -> torch.Tensor:
+        """§5.1 text augmentation (class docstring): random masking and replacement of word tokens."""
+        p = self.params
+        if p.text_aug_prob <= 0:
+            return tokens
+        probs = equal_masking_probabilities(self.tokenizer.word_token_mask(tokens), p.text_aug_prob)
+        seeds = (masking_seeds(caption_ids, self.epoch, p.text_aug_seed, TEXT_AUG_SEED_PURPOSE)
+                 if caption_ids is not None else None)
+        return sample_token_masking(tokens, probs, self.tokenizer.mask_token_id, seeds=seeds,
+                                    mask_fraction=p.text_aug_mask_fraction,
+                                    random_fraction=p.text_aug_random_fraction).tokens
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone.encode_image(images)
 
@@ -113,6 +159,8 @@ class CfamMethod(TrainingMethod):
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         p = self.params
         images, tokens, person_ids = batch["images"], batch["text_tokens"], batch["person_ids"]
+        if self.training:
+            tokens = self.augment_text(tokens, batch.get("caption_ids"))
         image_tokens, _ = self.backbone.image_tokens(images)
         text_tokens, _ = self.backbone.text_tokens(tokens)
         image_global = image_tokens[:, 0]

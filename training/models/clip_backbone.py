@@ -9,7 +9,8 @@
   (:mod:`training.models.position_embedding`).
 * ``checkpoint`` (a local open_clip / OpenAI state dict, ``.pt``/``.bin``/``.safetensors``) is loaded
   with ``weights_only=True`` after that; a square checkpoint grid (14×14 for ViT-B/16 at 224) is
-  interpolated to the new grid.
+  interpolated to the new grid; text position embeddings of another length are stretched or truncated
+  to ``context_length`` (:func:`~training.models.position_embedding.extend_text_position_embedding`).
 * The towers are run block by block here (same modules, same math as open_clip's ``encode_*``) so
   one pass yields both the final tokens and the layer-l tokens; a no-gradient pass can stop at l.
 
@@ -38,7 +39,12 @@ from torch import nn
 
 from pedes_core.errors import ConfigError
 from training.models.config import TINY_ARCH, ModelConfig
-from training.models.position_embedding import interpolate_position_embedding, patch_grid, square_grid
+from training.models.position_embedding import (
+    extend_text_position_embedding,
+    interpolate_position_embedding,
+    patch_grid,
+    square_grid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +159,12 @@ class ClipBackbone(nn.Module):
             except ValueError as exc:
                 raise ConfigError(f"model.checkpoint: {path}: {exc}") from None
         text_pos = state.get(TEXT_POS_KEY)
-        if text_pos is not None and text_pos.shape[0] > self.clip.positional_embedding.shape[0]:
-            state[TEXT_POS_KEY] = text_pos[: self.clip.positional_embedding.shape[0]]
+        context = self.clip.positional_embedding.shape[0]
+        if text_pos is not None and text_pos.shape[0] != context:
+            # shorter: 77 CLIP positions stretched to e.g. CFAM's 168 (seed 004 §5.1; reading in
+            # position_embedding.extend_text_position_embedding); longer: the first `context` rows
+            state[TEXT_POS_KEY] = extend_text_position_embedding(text_pos, context)
+            log.info("text position embeddings %d -> %d", text_pos.shape[0], context)
         for key in ("input_resolution", "context_length", "vocab_size"):
             state.pop(key, None)
         try:
