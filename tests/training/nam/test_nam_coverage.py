@@ -139,11 +139,18 @@ def test_pedes_train_logs_nam_coverage_and_masks_from_r(tmp_path, caplog) -> Non
     scored captions' probabilities are NAM's, not EM's; ``one`` → coverage 0 and a warning."""
     from training.engine.trainer import Trainer
 
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     corpus = make_corpus(tmp_path / "c", 16, 4)
-    trainer = Trainer(_recipe(corpus, tmp_path / "all", "all", 2))
+    recipe = _recipe(corpus, tmp_path / "all", "all", 2)
+    recipe.engine.tensorboard = True
+    trainer = Trainer(recipe)
     result = trainer.fit()
     coverage = _coverage_records(result.run_dir)
     assert len(coverage) == 2 and coverage[0] == 0.0 and coverage[1] >= 0.95
+    events = EventAccumulator(str(result.run_dir / "tensorboard"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("epoch/nam_coverage")] == pytest.approx(coverage)
     assert result.results["data"]["samples_per_epoch"] == 64
 
     method, tokenizer = trainer.method, trainer.tokenizer
