@@ -31,7 +31,17 @@ def train(
 
     recipe = load_recipe(config, overrides or [])
     console = Console(stderr=True, highlight=False)
-    if smoke:
+    if smoke and resume:
+        # the smoke run directories live under <output_dir>/smoke (run name "<name>-smoke"); the synthetic
+        # data is re-rendered (same seed, same pixels), so the latest smoke run resumes like any run
+        import tempfile
+
+        from training.engine.smoke import smoke_recipe
+        from training.engine.trainer import train as run_train
+
+        with tempfile.TemporaryDirectory(prefix="pedes-smoke-") as tmp:
+            result = run_train(smoke_recipe(recipe, Path(tmp)), resume=resume)
+    elif smoke:
         from training.engine.smoke import run_smoke
 
         result = run_smoke(recipe)

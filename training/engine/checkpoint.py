@@ -11,6 +11,7 @@ epoch end; the last ``keep`` are kept), ``best.pt`` (best validation score), ``f
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -22,6 +23,8 @@ import torch
 
 from pedes_core.errors import ConfigError
 from training.engine.run_dir import CHECKPOINT_DIR
+
+log = logging.getLogger(__name__)
 
 STEP_RE = re.compile(r"^step-(\d+)\.pt$")
 BEST_NAME = "best.pt"
@@ -71,6 +74,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError(f"{path}: not an engine checkpoint (no 'model' entry)")
     return state
+
+
+def load_resumable(path: str | Path, map_location: str | torch.device = "cpu", *,
+                   fallback: bool = True) -> tuple[dict[str, Any], Path]:
+    """Load the checkpoint to resume from: ``path``, or — when it is a step checkpoint that cannot be
+    loaded (truncated by a kill, corrupt) and ``fallback`` — the newest older step checkpoint of the same
+    run that loads, with a warning naming both. Raises :class:`ConfigError` naming every file tried."""
+    path = Path(path)
+    try:
+        return load_checkpoint(path, map_location), path
+    except ConfigError as first:
+        m = STEP_RE.match(path.name)
+        if not fallback or m is None:
+            raise
+        step = int(m.group(1))
+        older = [p for p in step_checkpoints(path.parent.parent) if int(STEP_RE.match(p.name).group(1)) < step]
+        tried = [str(first)]
+        for cand in reversed(older):
+            try:
+                state = load_checkpoint(cand, map_location)
+            except ConfigError as exc:
+                tried.append(str(exc))
+                continue
+            log.warning("checkpoint %s cannot be loaded; resuming from the previous good one, %s (%s)",
+                        path, cand, first)
+            return state, cand
+        raise ConfigError(f"cannot resume: {'; '.join(tried)}"
+                          + ("" if older else f"; no earlier step checkpoint in {path.parent}")) from None
 
 
 # --- RNG state as weights_only-safe data ---------------------------------------------------

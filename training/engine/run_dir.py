@@ -1,9 +1,11 @@
 """Run directories: ``<output_dir>/<run_name>-<UTC timestamp>[-n]``, created exclusively (never
-overwritten), and resolution of ``--resume latest|PATH``."""
+overwritten), resolution of ``--resume latest|PATH``, and removal of a new run directory that a run
+failing on bad input leaves without any checkpoint or result (:func:`discard_run_dir`; docs/training.md)."""
 
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
 from pathlib import Path
 
 from pedes_core.errors import ConfigError
@@ -27,6 +29,25 @@ def create_run_dir(output_dir: str | Path, run_name: str) -> Path:
         announce_run_dir(candidate)  # the CLI's log file goes here (docs/logging.md)
         return candidate
     raise ConfigError(f"{base}: cannot create a new run directory for {run_name!r}")
+
+
+RESULTS_NAMES = ("results.json",)
+
+
+def discard_run_dir(run_dir: str | Path | None) -> bool:
+    """Remove ``run_dir`` when it holds no checkpoint and no results (a run that failed before producing
+    anything: its resolved config and log alone are not a run). Returns whether it was removed."""
+    if run_dir is None:
+        return False
+    path = Path(run_dir)
+    if not path.is_dir():
+        return False
+    ckpts = path / CHECKPOINT_DIR
+    if (ckpts.is_dir() and any(p.suffix == ".pt" for p in ckpts.iterdir())) or any(
+            (path / n).exists() for n in RESULTS_NAMES):
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return not path.exists()
 
 
 def runs_of(output_dir: str | Path, run_name: str) -> list[Path]:

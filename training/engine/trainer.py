@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from pedes_core.configuration import save_resolved
-from pedes_core.errors import ConfigError
+from pedes_core.errors import ConfigError, PedesError
 from eval.evaluator import EvalResult, Evaluator, check_rerank_support
 from training.config import RecipeConfig
 from training.data.collate import TokenizingCollate
@@ -50,7 +50,7 @@ from training.engine.distributed import (
 )
 from training.engine.monitor import Monitor
 from training.engine.optim import build_optimizer, build_scheduler
-from training.engine.run_dir import create_run_dir, resolve_resume
+from training.engine.run_dir import create_run_dir, discard_run_dir, resolve_resume
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,17 @@ class Trainer:
     """Owns one run; :meth:`fit` trains, selects on validation, tests and writes ``results.json``."""
 
     def __init__(self, recipe: RecipeConfig, *, resume: str | None = None) -> None:
+        self._new_run_dir: Path | None = None
+        try:
+            self._setup(recipe, resume=resume)
+        except BaseException:
+            discard_run_dir(self._new_run_dir)  # bad input found while setting up: no empty run folder stays
+            raise
+
+    def _setup(self, recipe: RecipeConfig, *, resume: str | None = None) -> None:
         self.recipe = recipe
+        #: ``--resume`` named a checkpoint file: load exactly it (no fallback to an older one)
+        self._resume_exact = bool(resume) and resume != "latest" and Path(str(resume)).is_file()
         eng = recipe.engine
         limit_openmp_nesting()  # in this thread: Prefect runs tasks in worker threads
         self.ctx: DistContext = init_distributed(eng.device, eng.ddp_backend)
@@ -126,7 +136,7 @@ class Trainer:
             if resume:
                 run_dir, resume_ckpt = resolve_resume(resume, eng.output_dir, eng.run_name)
             else:
-                run_dir = create_run_dir(eng.output_dir, eng.run_name)
+                run_dir = self._new_run_dir = create_run_dir(eng.output_dir, eng.run_name)
                 save_resolved(recipe, run_dir)
             shared = (str(run_dir), str(resume_ckpt) if resume_ckpt else None)
         else:
@@ -222,7 +232,8 @@ class Trainer:
         return path
 
     def _restore(self, path: Path) -> None:
-        state = ck.load_checkpoint(path, map_location=self.device)
+        # a corrupt latest step checkpoint falls back to the newest older one that loads (with a warning)
+        state, path = ck.load_resumable(path, map_location=self.device, fallback=not self._resume_exact)
         if state.get("meta", {}).get("num_classes") not in (None, self.data.num_classes):
             raise ConfigError(f"{path}: checkpoint has {state['meta']['num_classes']} classes, data has {self.data.num_classes}")
         self.method.load_state_dict(state["model"])
@@ -462,6 +473,10 @@ def train(recipe: RecipeConfig, *, resume: str | None = None) -> TrainResult:
     trainer = Trainer(recipe, resume=resume)
     try:
         return trainer.fit()
+    except PedesError:
+        if trainer._new_run_dir is not None:
+            discard_run_dir(trainer._new_run_dir)  # only when it holds no checkpoint or results
+        raise
     finally:
         cleanup(trainer.ctx)
 
