@@ -23,8 +23,11 @@ costs 616 MB of address space and only the pages written on disk):
 * Epoch end: every rank flushes and drops its read mapping, all meet at a barrier; rank 0 writes
   ``latest.e<epoch>`` = its read buffer's rows + the rows of every rank's shard (a caption seen by
   several ranks, e.g. a padded sampler, takes the highest rank's row), then deletes the shards and the
-  older ``latest`` file; a second barrier releases the ranks. Writing a new file (instead of updating
-  the mapped one in place) keeps the previous epoch's file intact until the merge is complete. Requires
+  ``latest`` files older than ``epoch − 1``; a second barrier releases the ranks. Writing a new file
+  (instead of updating the mapped one in place) keeps the previous file intact until the merge is
+  complete, and keeping one previous generation lets a run that crashed after the merge of epoch ``e``
+  but before its epoch-end checkpoint resume epoch ``e`` from the epoch-``e − 1`` checkpoint with the
+  same masks (the store holds at most two generations: 2 × 616 MB of address space at 4M × 77). Requires
   the run directory on a filesystem shared by the ranks (as the checkpoints are); rank and world size
   come from ``torch.distributed``.
 * Coverage: at the merge rank 0 also counts the captions of the epoch (rows of the shards) that had a
@@ -211,9 +214,9 @@ class NoiseStore:
             suffix_path.replace(final_path)
         for shard_paths in shards:
             self._remove(shard_paths)
-        for path in self.directory.iterdir():
+        for path in self.directory.iterdir():  # keep the previous generation for a resume (docstring)
             m = _LATEST_RE.match(path.name)
-            if m and int(m.group(1)) < epoch:
+            if m and int(m.group(1)) < epoch - 1:
                 self._remove(self._latest_paths(int(m.group(1))))
         self.last_coverage = covered / visited if visited else None
         self.last_coverage_epoch = epoch

@@ -38,7 +38,9 @@ def test_first_epoch_has_nothing_then_each_caption_keeps_its_latest_r(tmp_path: 
     assert abs(float(noise[0, 1]) - 0.2) < 1e-3 and abs(float(noise[2, 0]) - 0.9) < 1e-3  # latest r wins
     store.end_epoch()
     files = sorted(p.name for p in (tmp_path / "nam_store").iterdir())
-    assert files == ["latest.e00002.epoch.i32", "latest.e00002.noise.f16"]  # older files and shards dropped
+    # shards and generations before the previous one are dropped; epoch 1's stays for a resume of epoch 2
+    assert files == ["latest.e00001.epoch.i32", "latest.e00001.noise.f16",
+                     "latest.e00002.epoch.i32", "latest.e00002.noise.f16"]
 
 
 def test_coverage_counts_the_epochs_captions_that_had_a_stored_r(tmp_path: Path) -> None:
@@ -145,3 +147,24 @@ def test_out_of_range_caption_id_is_an_error(tmp_path: Path) -> None:
         assert "caption id" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_resuming_an_epoch_whose_merge_already_ran_reads_the_same_r(tmp_path: Path) -> None:
+    """Crash after epoch 1's merge but before its epoch-end checkpoint: the resume restarts epoch 1 from
+    the epoch-0 checkpoint (store state: between epochs) and must read epoch 0's r, not nothing."""
+    store = NoiseStore(6, 2, tmp_path)
+    store.start_epoch(0)
+    store.write(torch.tensor([0, 1, 2]), _rows(3, 2, 0.4))
+    store.end_epoch()
+    between_epochs = store.state()  # what the epoch-0 end checkpoint holds
+    store.start_epoch(1)
+    expected = store.read(torch.tensor([0, 1, 2, 3]))
+    store.write(torch.tensor([0, 3]), _rows(2, 2, 0.8))
+    store.end_epoch()  # merged; the process dies before the next checkpoint
+
+    resumed = NoiseStore(6, 2, tmp_path)
+    resumed.load_state(between_epochs)
+    resumed.start_epoch(1)
+    noise, seen = resumed.read(torch.tensor([0, 1, 2, 3]))
+    assert torch.equal(seen, expected[1]) and torch.equal(noise, expected[0])
+    assert resumed.source_epochs(torch.tensor([0, 3])).tolist() == [0, -1]
