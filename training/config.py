@@ -47,6 +47,9 @@ class CorpusSourceConfig(ConfigModel):
     cache_dir: ConfigPath | None = None  # where the memory-mapped caption index goes (default: run dir)
     # description kinds given per image as `<kind>_caption` strings (BDAM, seed 000 §3); not used as queries
     descriptions: list[Literal["identity", "clothing"]] | None = None
+    # what a training identity is: every image its own (seed 002 §3.3), or the corpus' `person_id` column
+    # (imported benchmarks, synth), which `data.sampler: pk` needs (BDAM's triplet, seed 000 Eq. 4)
+    identities: Literal["image", "person_id"] = "image"
 
 
 class BenchmarkSourceConfig(ConfigModel):

@@ -43,6 +43,12 @@ Sampling (``captions_per_epoch``; each image is its own identity, seed 002 §3.3
   epochs. NAM then masks a caption from the ``r`` it got ``n`` epochs earlier (the store keeps each
   caption's latest ``r``), and with ``p`` during the first ``n`` epochs.
 
+Identities (``identities``): by default each image is its own identity (``person_id`` = the image's
+split position). ``identities="person_id"`` uses the corpus' ``person_id`` column instead (imported
+benchmarks and synth data record it; remapped to 0..P-1, an image without one stays its own identity), so a
+PK sampler can put several images of one person into a batch (BDAM's triplet loss, seed 000 Eq. 4). The
+validation split keeps one identity per image.
+
 Validation split (model selection, never test): images whose id hashes below ``val_fraction``
 (capped at ``val_max_images``) are held out.
 """
@@ -66,7 +72,7 @@ from caption_gen.corpus.schema import ROW_KEY
 from pedes_core.errors import InputError
 from training.data.transforms import seeded_apply
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 CAPTIONS_FILE = "captions.arrow"
 IMAGES_FILE = "images.arrow"
 META_FILE = "index.json"
@@ -135,7 +141,7 @@ def build_corpus_index(corpus: Corpus, flt: CorpusFilter, cache_dir: str | Path)
     if (out / META_FILE).is_file():
         return out
     out.mkdir(parents=True, exist_ok=True)
-    columns = [*ROW_KEY, "image_path", "caption"]
+    columns = [*ROW_KEY, "image_path", "caption", "person_id"]
     table = corpus.captions(columns=columns, filter=flt.expression())
     if table.num_rows == 0:
         raise InputError(
@@ -152,6 +158,8 @@ def build_corpus_index(corpus: Corpus, flt: CorpusFilter, cache_dir: str | Path)
             "image_path": table.column("image_path").take(pa.array(starts)),
             "first": pa.array(starts.astype(np.int64)),
             "count": pa.array(counts.astype(np.int64)),
+            # the corpus' person id of the image (-1 when null): identities for `identities: person_id`
+            "person_id": pc.fill_null(table.column("person_id").take(pa.array(starts)).cast(pa.int64()), -1),
         }
     )
     missing: dict[str, int] = {}
@@ -228,6 +236,8 @@ class CorpusIndex:
         self.train_images = np.flatnonzero(~val)
         self.first = images.column("first").to_numpy()
         self.count = images.column("count").to_numpy()
+        #: corpus person id per image (-1: none recorded)
+        self.person_ids = images.column("person_id").to_numpy()
         meta = json.loads((self.index_dir / META_FILE).read_text())
         self.descriptions: tuple[str, ...] = tuple(meta.get("descriptions", ()))
         self.missing_descriptions: dict[str, int] = dict(meta.get("missing_descriptions", {}))
@@ -266,7 +276,8 @@ class CorpusDataset(Dataset):
     """Training items of a corpus index: every caption (``all``) or one caption per image (``one``)
     per epoch (module docstring).
 
-    ``person_id`` = position of the image in the split (0..N-1; :attr:`num_images` identities),
+    ``person_id`` = position of the image in the split (0..N-1; :attr:`num_images` identities), or its
+    remapped corpus person id with ``identities="person_id"`` (:attr:`num_identities`),
     ``caption_id`` = global caption row, ``image_index`` = global image row."""
 
     def __init__(
@@ -278,9 +289,12 @@ class CorpusDataset(Dataset):
         split: str = "train",
         seed: int = 0,
         captions_per_epoch: str = "one",
+        identities: str = "image",
     ) -> None:
         if captions_per_epoch not in CAPTIONS_PER_EPOCH:
             raise ValueError(f"captions_per_epoch must be one of {CAPTIONS_PER_EPOCH}, got {captions_per_epoch!r}")
+        if identities not in ("image", "person_id"):
+            raise ValueError(f"identities must be 'image' or 'person_id', got {identities!r}")
         self.captions_per_epoch = captions_per_epoch
         self.index_dir = index.index_dir
         self.image_root = Path(image_root)
@@ -292,6 +306,14 @@ class CorpusDataset(Dataset):
         self.description_rows = index.description_rows
         #: ``all``: exclusive end of each split image's items (cumulative caption counts of the split)
         self.item_ends = np.cumsum(self.count[self.positions]).astype(np.int64)
+        #: training identity of each split image: its position (``image``) or its corpus person id remapped
+        #: to 0..P-1 (``person_id``; an image without one is its own identity)
+        self.identity = np.arange(len(self.positions), dtype=np.int64)
+        if identities == "person_id":
+            raw = np.asarray(index.person_ids[self.positions], dtype=np.int64)
+            missing = raw < 0
+            raw[missing] = raw.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+            self.identity = np.unique(raw, return_inverse=True)[1].astype(np.int64)
         self.epoch = 0
         self._captions: pa.ChunkedArray | None = None
         self._paths: pa.ChunkedArray | None = None
@@ -304,6 +326,17 @@ class CorpusDataset(Dataset):
     def num_images(self) -> int:
         """Training images of the split = identities (``person_id`` range)."""
         return len(self.positions)
+
+    @property
+    def num_identities(self) -> int:
+        """Training identities (``person_id`` range): images, or distinct corpus person ids."""
+        return int(self.identity.max()) + 1 if len(self.identity) else 0
+
+    def item_person_ids(self) -> np.ndarray:
+        """The identity of every dataset item (the PK sampler's input)."""
+        if self.captions_per_epoch == "all":
+            return np.repeat(self.identity, np.diff(np.r_[0, self.item_ends]))
+        return self.identity.copy()
 
     def __len__(self) -> int:
         if self.captions_per_epoch == "all":
@@ -368,7 +401,7 @@ class CorpusDataset(Dataset):
         sample = {
             "image": seeded_apply(self.transform, image, seed),
             "caption": self._captions[row].as_py(),
-            "person_id": i,
+            "person_id": int(self.identity[i]),
             "caption_id": row,
             "image_index": img,
         }

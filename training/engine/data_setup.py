@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,6 +20,8 @@ from training.data.corpus_dataset import CorpusDataset, CorpusFilter, CorpusInde
 from training.data.samplers import pk_order, random_order
 from training.data.transforms import build_train_transform
 from training.engine.distributed import DistContext, barrier, broadcast_object
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,19 +67,27 @@ def build_training_data(recipe: RecipeConfig, run_dir: Path, ctx: DistContext) -
         if len(index.train_images) == 0:
             raise ConfigError(f"data.corpus: {src.root} has no training images after the validation hold-out")
         dataset = CorpusDataset(index, image_root, transform, split="train", seed=seed,
-                                captions_per_epoch=data.captions_per_epoch)
+                                captions_per_epoch=data.captions_per_epoch, identities=src.identities)
         val = None
         if len(index.val_images):
             q, qi, g, gi = index.retrieval_lists("val")
             val = RetrievalSet("corpus-val", q, qi, g, gi, image_root=str(image_root))
         if data.sampler == "pk":
-            raise ConfigError("data.sampler: 'pk' needs identities; a corpus has one image per identity (use 'random')")
-        order = partial(_random_order_fn, len(dataset), seed)
+            if src.identities != "person_id":
+                raise ConfigError("data.sampler: 'pk' needs identities; with data.corpus.identities: image every "
+                                  "image is its own identity (set data.corpus.identities: person_id, or use 'random')")
+            if dataset.num_identities == len(dataset.identity):
+                log.warning("data.corpus.identities: person_id, but %s records no two training images of one "
+                            "person: PK batches hold no identity positives", src.root)
+            order = partial(_pk_order_fn, dataset.item_person_ids(), data.pk_instances, seed)
+        else:
+            order = partial(_random_order_fn, len(dataset), seed)
         info = {"source": "corpus", "images": index.num_images, "captions": index.num_captions, "kinds": index.kinds(),
                 "captions_per_epoch": data.captions_per_epoch, "samples_per_epoch": len(dataset)}
         if index.descriptions:
             info["images_without_description"] = index.missing_descriptions
-        return TrainingData(dataset, order, dataset.num_images, index.num_captions, val, info)
+        info["identities"] = dataset.num_identities
+        return TrainingData(dataset, order, dataset.num_identities, index.num_captions, val, info)
 
     assert data.benchmark is not None
     benchmark = bd.load(data.benchmark)

@@ -88,7 +88,8 @@ def smoke_recipe(recipe: RecipeConfig, work: Path) -> RecipeConfig:
         corpus_root = import_as_corpus(annotations, images, work / "corpus",
                                        synth / "attributes.jsonl" if wanted else None)
         data["corpus"] = CorpusSourceConfig(root=corpus_root, image_root=images, cache_dir=work / "cache",
-                                            kinds=SMOKE_QUERY_KINDS, descriptions=wanted).model_dump()
+                                            kinds=SMOKE_QUERY_KINDS, descriptions=wanted,
+                                            identities=recipe.data.corpus.identities).model_dump()
         data["benchmark"] = None
     else:
         data["benchmark"] = bench.model_dump()
