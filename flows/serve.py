@@ -10,6 +10,11 @@ File format (``configs/deployments.yaml``; relative paths resolve against that f
         cron: "0 2 * * *"                     # or interval: 3600 (seconds); timezone: optional
         paused: false
         tags: [nightly]
+        work_pool: pedes-gpu                  # for prefect.yaml (default: pedes-train for train, else pedes-gpu)
+
+It is the one source of truth for deployments: ``prefect.yaml`` (work-pool deployments, ``prefect deploy
+--all``) is generated from it by :func:`prefect_yaml_text` (``pedes serve -c configs/deployments.yaml
+--write-prefect-yaml prefect.yaml``), and a test checks that the committed file is what it generates.
 
 A scheduled ``build-corpus`` run over a folder that gained images captions only the new ones: images are
 planned into shards deterministically and done shards are skipped (see ``flows.build_corpus``).
@@ -39,6 +44,7 @@ class DeploymentSpec(ConfigModel):
     paused: bool = False
     tags: list[str] = Field(default_factory=list)
     description: str | None = None
+    work_pool: str | None = None  # prefect.yaml only; default DEFAULT_WORK_POOLS[flow] or "pedes-gpu"
 
     @model_validator(mode="after")
     def _one_schedule(self) -> DeploymentSpec:
@@ -55,14 +61,21 @@ class DeploymentSpec(ConfigModel):
         return self
 
 
+#: work pool of a flow's prefect.yaml deployment when the spec names none (docker/compose.yaml starts both)
+DEFAULT_WORK_POOLS = {"train": "pedes-train"}
+DEFAULT_WORK_POOL = "pedes-gpu"
+#: where the worker image holds the checkout (docker/); prefect.yaml's pull step changes into it
+WORKER_DIR = "/opt/pedes-forge"
+
+
 class DeploymentsFile(ConfigModel):
     deployments: list[DeploymentSpec] = Field(min_length=1)
 
 
 def load_deployments(path: str | Path) -> DeploymentsFile:
     """Validate the deployments file and every referenced flow name and flow config (ConfigError naming both)."""
-    from pedes_core.errors import ConfigError
     from flows.registry import get_flow
+    from pedes_core.errors import ConfigError
 
     spec = load_config(DeploymentsFile, path)
     names = [d.name for d in spec.deployments]
@@ -172,3 +185,44 @@ async def run_due_once(path: str | Path, *, limit: int | None = None, name: str 
             if threading.current_thread() is threading.main_thread() and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         rounds += 1
+
+
+def prefect_yaml_text(path: str | Path, root: str | Path) -> str:
+    """``prefect.yaml`` for the deployments of ``path``; config paths relative to ``root`` (the checkout, which
+    the worker image holds at :data:`WORKER_DIR`)."""
+    import os
+
+    import prefect
+    import yaml
+
+    from flows.registry import get_flow
+
+    spec = load_deployments(path)
+    base = Path(root).resolve()
+    deployments = []
+    for d in spec.deployments:
+        entry = get_flow(d.flow)
+        item: dict[str, Any] = {"name": d.name, "entrypoint": f"{entry.module.replace('.', '/')}.py:{entry.flow_attr}"}
+        if d.description:
+            item["description"] = d.description
+        if d.tags:
+            item["tags"] = list(d.tags)
+        item["parameters"] = {"config": Path(os.path.relpath(Path(d.config).resolve(), base)).as_posix(),
+                              "overrides": list(d.overrides)}
+        item["work_pool"] = {"name": d.work_pool or DEFAULT_WORK_POOLS.get(d.flow, DEFAULT_WORK_POOL)}
+        if d.cron is not None or d.interval is not None:
+            sched: dict[str, Any] = {"cron": d.cron} if d.cron is not None else {"interval": d.interval}
+            if d.timezone:
+                sched["timezone"] = d.timezone
+            if d.paused:
+                sched["active"] = False
+            item["schedules"] = [sched]
+        deployments.append(item)
+    doc = {"name": "pedes-forge", "prefect-version": prefect.__version__,
+           "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": WORKER_DIR}}],
+           "deployments": deployments}
+    header = ("# GENERATED from configs/deployments.yaml — do not edit; regenerate with\n"
+              "#   pedes serve -c configs/deployments.yaml --write-prefect-yaml prefect.yaml\n"
+              "# Work-pool deployments (`prefect deploy --all` against a server; workers from docker/compose.yaml).\n"
+              "# Every flow takes `config` (a YAML path inside the worker image) and `overrides` (key=value).\n")
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=110)

@@ -25,7 +25,7 @@ def train(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of weights, sampling and default data.")] = None,
     noise: Annotated[float | None, typer.Option("--noise", min=0.0, max=1.0,
                                                 help="Share of target attribute values replaced by wrong ones.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="YAML CaptionerConfig (flags win over it).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML CaptionerConfig (flags win over it).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE override (repeatable).")] = None,
 ) -> None:
     """Train a captioner (cached by a hash of config + data: a rerun reuses it) and print its folder."""

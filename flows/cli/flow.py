@@ -25,10 +25,14 @@ def list_flows(
         for name in FLOWS:
             typer.echo(name)
         return
+    from flows.cli.recipes import recipes_root
+
     width = max(len(n) for n in FLOWS)
     for name, entry in FLOWS.items():
-        config = f"configs/flows/{name.replace('-', '_')}.yaml"
-        typer.echo(f"{name:<{width}}  {entry.summary}\n{'':<{width}}  pedes flow run {name} -c {config}")
+        typer.echo(f"{name:<{width}}  {entry.summary}")
+        example = f"flows/{name.replace('-', '_')}.yaml"
+        if (recipes_root() / example).is_file():  # shipped example config (`pedes recipes show flows/...`)
+            typer.echo(f"{'':<{width}}  pedes flow run {name} -c configs/{example}")
 
 
 @flow_app.command("run")
@@ -69,10 +73,20 @@ def serve(
     check: Annotated[bool, typer.Option("--check", help="Validate the file and print the deployments, then exit.")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Most concurrent flow runs in this process.")] = None,
     run_once: Annotated[bool, typer.Option("--run-once", help="Run the flow runs due now, then exit.")] = False,
+    write_prefect_yaml: Annotated[
+        Path | None, typer.Option("--write-prefect-yaml", help="Write prefect.yaml (work-pool deployments) generated "
+                                  "from this file to PATH, then exit; config paths relative to PATH's folder.")
+    ] = None,
 ) -> None:
     """Serve the flows as scheduled deployments (cron/interval + parameters from YAML) until interrupted."""
     from flows.serve import load_deployments, serve_deployments
 
+    if write_prefect_yaml is not None:
+        from flows.serve import prefect_yaml_text
+
+        write_prefect_yaml.write_text(prefect_yaml_text(config, write_prefect_yaml.resolve().parent), encoding="utf-8")
+        typer.echo(f"wrote {write_prefect_yaml}")
+        return
     spec = load_deployments(config)
     for d in spec.deployments:
         when = f"cron {d.cron!r}" if d.cron else f"every {d.interval:g} s" if d.interval else "unscheduled"

@@ -65,4 +65,5 @@ def test_flow_list_describes_each_flow(capsys):
     out = capsys.readouterr().out
     for name, entry in FLOWS.items():
         assert re.search(rf"^{re.escape(name)}\s+{re.escape(entry.summary)}$", out, re.M), name
-        assert f"pedes flow run {name} -c configs/flows/" in out
+    for name in ("build-corpus", "style-clusters", "mine-templates", "train"):
+        assert f"pedes flow run {name} -c configs/flows/{name.replace('-', '_')}.yaml" in out

@@ -28,7 +28,7 @@ def test_pedes_flow_list_prints_one_flow_per_line(capsys):
     with pytest.raises(SystemExit) as info:
         main(["flow", "list", "--names"])
     assert info.value.code in (None, 0)
-    assert capsys.readouterr().out.splitlines() == ["build-corpus", "style-clusters", "mine-templates", "train"]
+    assert capsys.readouterr().out.splitlines() == ["build-corpus", "style-clusters", "mine-templates", "train", "repro"]
 
 
 def test_shipped_deployments_file_validates(capsys):
