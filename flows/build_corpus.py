@@ -93,30 +93,13 @@ class BuildCorpusConfig(ConfigModel):
         return Path(self.work_dir).resolve() if self.work_dir is not None else out.parent / f"{out.name}.flow"
 
 
-def _resolve_source(value: str | None, base: Path) -> str | None:
-    if value is None or "://" in value or Path(value).expanduser().is_absolute():
-        return value
-    return str((base / Path(value).expanduser()).absolute())
-
-
 def load_build_corpus_config(path: str | Path, overrides: list[str] | None = None) -> BuildCorpusConfig:
-    """Load the flow config; ``caption.images`` / ``caption.image_root`` given as relative paths in the
-    file resolve against the file's directory (like every other path in a config)."""
-    from pedes_core.configuration import read_yaml
-
+    """Load the flow config with the one loader (:func:`pedes_core.configuration.load_config`): relative
+    paths in the file — ``caption.images`` / ``caption.image_root`` included (``SourcePath``) — resolve
+    against the file's directory, ``--set`` values against the current directory."""
     cfg = load_config(BuildCorpusConfig, path, overrides or [])
-    raw = read_yaml(Path(path)).get("caption", {}) or {}
-    base = Path(path).resolve().parent
-    cap = cfg.caption
-    update: dict[str, Any] = {}
-    if "images" in raw and cap.images == str(raw["images"]):  # not overridden on the command line
-        update["images"] = _resolve_source(cap.images, base)
-    if raw.get("image_root") is not None and cap.image_root == str(raw["image_root"]):
-        update["image_root"] = _resolve_source(cap.image_root, base)
     if cfg.task.batch_timeout_s is not None:
-        update["retry"] = cap.retry.model_copy(update={"call_timeout_s": cfg.task.batch_timeout_s})
-    if update:
-        cfg.caption = cap.model_copy(update=update)
+        cfg.caption.retry = cfg.caption.retry.model_copy(update={"call_timeout_s": cfg.task.batch_timeout_s})
     cfg.caption.progress = False  # Prefect logs progress; no terminal bars inside tasks
     return cfg
 

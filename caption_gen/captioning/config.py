@@ -8,13 +8,34 @@ environment variable, ``ModelSpec.api_key_env``).
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic.functional_validators import BeforeValidator
 
 from caption_gen.backends.spec import ModelSpec
 from pedes_core.configuration import ConfigModel, ConfigPath
 from caption_gen.validation.policy import ValidationPolicy
+
+def _resolve_source(value: Any, info: ValidationInfo) -> Any:
+    """An image source (folder, list file, glob, fsspec URL) as a string; a relative local one resolves
+    like every :data:`~pedes_core.configuration.ConfigPath` (against the YAML file's directory, or the
+    current directory for command-line values)."""
+    if value is None:
+        return None
+    text = str(value)
+    if "://" in text:
+        return text
+    p = Path(text).expanduser()
+    if p.is_absolute():
+        return str(p)
+    base = (info.context or {}).get("base_dir")
+    return str(Path(base) / p if base else p.absolute())
+
+
+#: An image source: kept a string (it may be a URL or a glob), relative local values resolved.
+SourcePath = Annotated[str, BeforeValidator(_resolve_source)]
 
 #: Caption kinds a run can generate (``human`` is import-only).
 GENERATED_KINDS: tuple[str, ...] = ("static", "dynamic", "identity", "clothing")
@@ -53,9 +74,9 @@ class CaptionRunConfig(ConfigModel):
     """One captioning run."""
 
     #: image source: a folder (walked recursively), a list file or a glob; local path or fsspec URL.
-    images: str
+    images: SourcePath
     #: root that ``image_path`` is relative to (default: ``images`` when it is a folder).
-    image_root: str | None = None
+    image_root: SourcePath | None = None
     out: ConfigPath
     #: corpus name in the manifest (default: the output folder's name).
     name: str | None = None
@@ -76,11 +97,6 @@ class CaptionRunConfig(ConfigModel):
     #: decompression-bomb guard for decoding (pixels).
     max_image_pixels: int = Field(40_000_000, ge=1)
     progress: bool = True
-
-    @field_validator("images", mode="before")
-    @classmethod
-    def _images_str(cls, value: Any) -> Any:
-        return str(value) if value is not None else value
 
     @field_validator("kinds", mode="before")
     @classmethod
@@ -142,17 +158,26 @@ def model_flag_spec(model: str | None, backend: str | None, api_base: str | None
     return spec
 
 
+#: flags that hold paths (resolved against the current directory before they meet the file's values).
+_PATH_FLAGS = ("images", "image_root", "out", "style_bank", "instructions", "templates")
+
+
+class _CwdInfo:
+    context = None
+
+
 def load_caption_config(
     path: str | None = None,
     *,
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> CaptionRunConfig:
-    """Config file ← explicit CLI flags (win over the file; paths made absolute) ← ``--set`` overrides.
+    """Config file ← explicit CLI flags (win over the file) ← ``--set`` overrides.
 
-    Any problem raises :class:`~pedes_core.errors.ConfigError` naming the file/flag and field."""
-    from pathlib import Path
-
+    One rule for relative paths, as :func:`pedes_core.configuration.load_config`: values written in the
+    file resolve against the file's directory, command-line values (flags and ``--set``) against the
+    current directory. Any problem raises :class:`~pedes_core.errors.ConfigError` naming the file/flag
+    and field."""
     from pydantic import ValidationError
 
     from pedes_core.configuration import deep_merge, format_validation_error, parse_overrides, read_yaml
@@ -165,7 +190,11 @@ def load_caption_config(
         data = read_yaml(Path(path))
         base = Path(path).resolve().parent
         source = f"{path} + command-line flags"
-    data = deep_merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    for key in _PATH_FLAGS:  # command-line values: relative to the current directory, not the file
+        if key in given:
+            given[key] = _resolve_source(given[key], _CwdInfo())
+    data = deep_merge(data, given)
     try:
         cfg = CaptionRunConfig.model_validate(data, context={"base_dir": base})
     except ValidationError as exc:

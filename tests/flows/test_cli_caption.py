@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,28 @@ def test_bad_config_exits_2_before_generation(images, tmp_path, args, message):
     assert res.returncode == 2, res.stdout + res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "c" / "shards").exists()
+
+
+def test_relative_paths_in_the_file_resolve_against_the_file_flags_against_cwd(images, tmp_path):
+    """One rule for relative paths (pedes_core.configuration): file values → the file's folder (the image
+    source included), command-line values → the current directory."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    shutil.copytree(images, tmp_path / "imgs")
+    (conf / "run.yaml").write_text(yaml.safe_dump({"images": "../imgs", "out": "../corpus", "kinds": ["static"],
+                                                   "models": [{"backend": "stub"}]}))
+    elsewhere = tmp_path / "a" / "b"  # "../imgs" from here would be a/imgs: only the file's folder finds them
+    elsewhere.mkdir(parents=True)
+    env = {"PYTHONPATH": str(REPO)}
+    res = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", "caption", "--config",
+                          str(conf / "run.yaml"), "--no-progress"], capture_output=True, text=True, cwd=elsewhere,
+                         env={**os.environ, **env}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "9 captions accepted" in res.stderr and (tmp_path / "corpus" / "corpus.json").is_file()
+    (elsewhere / "few").mkdir()
+    shutil.copy(sorted((tmp_path / "imgs").rglob("*.jpg"))[0], elsewhere / "few" / "one.jpg")
+    flag = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", "caption", "--config",
+                           str(conf / "run.yaml"), "--images", "few", "--out", "c2", "--no-progress"],
+                          capture_output=True, text=True, cwd=elsewhere, env={**os.environ, **env}, timeout=300)
+    assert flag.returncode == 0, flag.stderr
+    assert "1 captions accepted" in flag.stderr and (elsewhere / "c2" / "corpus.json").is_file()
