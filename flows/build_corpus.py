@@ -349,7 +349,7 @@ def check_not_locked(cfg: BuildCorpusConfig) -> None:
 @flow(name=FLOW_NAME, log_prints=True, persist_result=False)
 def build_corpus_flow(config: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """Caption the configured images into a corpus (module docstring); returns the run summary."""
-    from caption_gen.captioning.engine import redacted_config
+    from caption_gen.captioning.engine import CaptionEngine
     from caption_gen.corpus.lock import CorpusLock
     from caption_gen.corpus.writer import CorpusWriter
     from flows.artifacts import corpus_summary_markdown, publish_markdown
@@ -395,10 +395,7 @@ def build_corpus_flow(config: str, overrides: list[str] | None = None) -> dict[s
             for index, error in failed.items():
                 results.append(reject_shard_task(config, ov, plan["pending"][index], plan["image_root"], error))
         with CorpusWriter(out, image_root=plan["image_root"], lock=False) as writer:
-            manifest = writer.finalize(
-                name=cap.corpus_name, config=redacted_config(cap), models=[m.label for m in cap.models],
-                description=cap.description,
-                sources=[{"images": cap.images, "image_root": plan["image_root"], "images_found": plan["images"]}])
+            manifest = CaptionEngine(cap).finalize(writer, image_root=plan["image_root"], images_found=plan["images"])
         summary = summarize(out, results, failed, plan, time.perf_counter() - t0, cap.corpus_name,
                             failed_retries=len(failed) * cfg.task.retries)
         summary["manifest"] = str(out / "corpus.json")

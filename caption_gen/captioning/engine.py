@@ -469,16 +469,23 @@ class CaptionEngine:
                 images += 0 if shard.redo else shard.size
                 accepted += len(result.rows)
                 rejected += len(result.rejects)
-            manifest = writer.finalize(
-                name=cfg.corpus_name, config=redacted_config(cfg), models=[m.label for m in cfg.models],
-                banks=self._banks(), description=cfg.description,
-                sources=[{"images": cfg.images, "image_root": plan.image_root, "images_found": plan.total_images}],
-                fingerprint=run_fingerprint(cfg, self.instructions),
-            )
+            manifest = self.finalize(writer, image_root=plan.image_root, images_found=plan.total_images)
         if failure is not None:
             raise failure
         return RunSummary(str(cfg.out), len(done | {s.index for s in plan.shards}), written, skipped, images,
                           accepted, rejected, time.perf_counter() - t0, manifest)
+
+    def finalize(self, writer: CorpusWriter, *, image_root: str | None, images_found: int) -> dict[str, Any]:
+        """Write the manifest (config, models, bank hashes, run fingerprint) and card over the done shards."""
+        cfg = self.cfg
+        if self.instructions is None:
+            self.load_instructions()
+        return writer.finalize(
+            name=cfg.corpus_name, config=redacted_config(cfg), models=[m.label for m in cfg.models],
+            banks=self._banks(), description=cfg.description,
+            sources=[{"images": cfg.images, "image_root": image_root, "images_found": images_found}],
+            fingerprint=run_fingerprint(cfg, self.instructions),
+        )
 
     def _banks(self) -> dict[str, str]:
         assert self.instructions is not None

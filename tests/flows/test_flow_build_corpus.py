@@ -57,6 +57,9 @@ def test_build_corpus_runs_validates_and_rerun_does_nothing(tmp_path, synth_smal
     assert f"images: {n} in {s['shards_total']} shards" in md and "images/s" in md
     assert "| static | stub-a |" in md and "| identity | stub-a |" in md
     assert (Path(s["manifest"])).is_file() and Path(s["card"]).is_file()
+    fp = Corpus.open(out).manifest["fingerprint"]  # the same run fingerprint pedes caption records
+    assert fp["kinds"] == ["static", "identity"] and fp["models"] == ["stub-a"] and fp["shard_size"] == 6
+    assert set(fp["banks"]) >= {"instructions"} and all(fp["banks"].values())
     markers = {p.name: p.stat().st_mtime_ns for p in (out / "shards" / "_done").iterdir()}
 
     again = run_flow("build-corpus", cfg)
