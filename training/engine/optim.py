@@ -12,8 +12,6 @@ weight-decay part (≥ 2-d weights) and a no-decay part (biases, norms, other 1-
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -68,23 +66,20 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, start_ratio: float, min_ratio: float) -> float:
-    """Multiplier of the base LR at optimizer step ``step`` (0-based)."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return start_ratio + (1.0 - start_ratio) * step / warmup_steps
-    span = max(1, total_steps - warmup_steps)
-    progress = min(1.0, (step - warmup_steps) / span)
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step warmup + cosine through transformers' ``get_cosine_with_min_lr_schedule_with_warmup_lr_rate``
+    (a ``LambdaLR``: one factor for every group, so ``group_lr`` ratios hold): warmup from
+    ``warmup_start_ratio × lr`` to ``lr`` over ``warmup_epochs``, then cosine to ``min_lr_ratio × lr`` at the
+    last step (``max_steps`` when it ends the run earlier)."""
+    from transformers.optimization import get_cosine_with_min_lr_schedule_with_warmup_lr_rate
+
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     warmup = min(int(round(cfg.warmup_epochs * steps_per_epoch)), max(0, total - 1))
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: lr_factor(step, total, warmup, cfg.warmup_start_ratio, cfg.min_lr_ratio),
+    return get_cosine_with_min_lr_schedule_with_warmup_lr_rate(
+        optimizer, num_warmup_steps=warmup, num_training_steps=total, min_lr_rate=cfg.min_lr_ratio,
+        warmup_lr_rate=cfg.warmup_start_ratio,
     )
