@@ -1,17 +1,20 @@
 """The ``demo`` flow behind ``make demo`` / ``pedes demo``: the main job on the embedded default.
 
-Wiring only (each task calls library code and passes paths): synthesize pedestrians
-(:mod:`caption_gen.synth`) → the ``build-corpus`` flow (subflow) captions some of them with a VLM through
-the real vLLM engine — by default a tiny **random-weights** LLaVA built locally, run on the CPU, so its
-captions are gibberish and end up as validation rejects (expected; ``caption.model`` points it at a real
-model such as Qwen2-VL-2B-Instruct on a GPU) → the ``style-clusters`` flow (subflow) on the synthetic
-benchmark captions → write the synthetic ground-truth captions as a corpus
-(:mod:`training.data.import_corpus`) → validate and summarize it (:mod:`caption_gen.corpus`) → optionally
-a short pretrain → fine-tune → evaluate run of the training recipes with a tiny model (:mod:`training`,
-:mod:`training.protocol`). It runs
-against Prefect's ephemeral local API (SQLite under ``PREFECT_HOME``), nothing to start by hand, and
-leaves a markdown summary artifact. Every step is idempotent: synthesis is deterministic, the corpus
-import skips done shards, training writes a new run directory each time.
+Wiring only (each step calls library code):
+
+1. synthesize a small pedestrian benchmark (:mod:`caption_gen.synth`) → the ``style-clusters`` flow
+   (subflow) on its captions → style bank + inspector page;
+2. the miniature reproduction at quick size (:mod:`flows.repro_flow`, ``configs/repro_quick.yaml``): train
+   (or reuse from the cache) a clean and a noisy captioner (:mod:`caption_gen.captioner`, real LLaVA-type
+   VLMs), caption unlabeled synthetic images with them through the ``build-corpus`` flow and the real vLLM
+   engine (kinds from the repro config: static, dynamic, identity, clothing), **pretrain on those MLLM
+   corpora** (NAM / EM + SDM), evaluate by direct transfer on a target benchmark in held-out phrasings,
+   fine-tune on it, and print seed 002's ablation table with the directions that hold;
+3. a summary: acceptance per kind × captioner, reject reasons, accepted captions of each kind next to the
+   attributes of their image, the table, the fine-tuned R1 against chance.
+
+It runs against Prefect's ephemeral local API (SQLite under ``PREFECT_HOME``), nothing to start by hand,
+and every step is resumable (deterministic rendering, cached captioners, done shards, finished runs).
 """
 
 from __future__ import annotations
@@ -32,46 +35,30 @@ class DemoSynthConfig(ConfigModel):
     seed: int = 0
 
 
-class DemoTrainConfig(ConfigModel):
-    enabled: bool = True
-    pretrain_recipe: ExistingPath
-    finetune_recipe: ExistingPath
-    #: ``--set``-style overrides applied to both recipes (the demo's tiny CPU model and short schedule).
-    overrides: list[str] = Field(default_factory=list)
-
-
-class DemoCaptionConfig(ConfigModel):
-    """The demo's ``build-corpus`` run (a subflow) on the first ``max_images`` synthetic images."""
-
-    enabled: bool = True
-    #: a captioning model spec (``caption_gen.backends.spec.ModelSpec``); None = the tiny random-weights
-    #: LLaVA of :mod:`caption_gen.backends.tiny_vlm` on the CPU vLLM engine. On a GPU, e.g.
-    #: ``{backend: vllm, hub: Qwen/Qwen2-VL-2B-Instruct}``.
-    model: dict[str, Any] | None = None
-    kinds: list[str] = Field(default_factory=lambda: ["static"])
-    max_images: int = Field(16, ge=1)
-    max_tokens: int = Field(24, ge=1)
-    #: generation attempts per caption (1: the random model's rejects are not regenerated).
-    max_attempts: int = Field(1, ge=1)
-    shard_size: int = Field(8, ge=1)
-
-
 class DemoStylesConfig(ConfigModel):
     """The demo's ``style-clusters`` run (a subflow) on the synthetic benchmark captions."""
 
     enabled: bool = True
-    #: ``styles:`` section of the style-clusters flow config (random-weight CLIP text tower by default).
-    styles: dict[str, Any] = Field(default_factory=lambda: {
-        "neutralizer": "rules", "embed": {"model": "ViT-B-32", "pretrained": None},
-        "cluster": {"algorithm": "kmeans-ups", "k_max": 6}, "scatter_points": 2000})
+    #: ``styles:`` section of the style-clusters flow config.
+    styles: dict[str, Any] = Field(default_factory=dict)
+
+
+class DemoReproConfig(ConfigModel):
+    """The quick miniature reproduction (``pedes repro --quick``) run inside the demo."""
+
+    enabled: bool = True
+    config: ExistingPath
+    #: ``--set``-style overrides of the repro config (``out`` is always ``<out_dir>/repro``)
+    overrides: list[str] = Field(default_factory=list)
+    #: accepted captions shown per kind in the summary
+    examples_per_kind: int = Field(2, ge=0)
 
 
 class DemoConfig(ConfigModel):
     out_dir: ConfigPath
     synth: DemoSynthConfig = Field(default_factory=DemoSynthConfig)
-    caption: DemoCaptionConfig | None = None
     styles: DemoStylesConfig | None = None
-    train: DemoTrainConfig | None = None
+    repro: DemoReproConfig | None = None
 
 
 def load_demo_config(path: str | Path, overrides: list[str] | None = None) -> DemoConfig:
@@ -91,133 +78,66 @@ def synth_step(out: str, identities: int, images_per_identity: int, outfits: int
                           outfits_per_identity=outfits, seed=seed).to_dict()
 
 
-def import_step(annotations: str, images: str, out: str) -> dict[str, Any]:
-    from training.data.benchmarks import load_benchmark
-    from training.data.import_corpus import import_benchmark
-
-    result = import_benchmark(load_benchmark("cuhk-pedes", annotations, images), out, name="demo-synthetic",
-                              splits=["train"])
-    return {"rows": result.rows, "rejects": result.rejects, "shards_written": result.shards_written,
-            "shards_skipped": result.shards_skipped}
-
-
-def validate_step(corpus: str) -> dict[str, Any]:
-    from caption_gen.corpus.info import corpus_info
-    from caption_gen.corpus.validate import validate_corpus
-
-    report = validate_corpus(corpus)
-    if not report.ok:
-        from pedes_core.errors import CorpusInvalidError
-
-        raise CorpusInvalidError(f"{corpus}: {report.problems[0]}")
-    return corpus_info(corpus)
-
-
-def train_step(recipe: str, overrides: list[str]) -> dict[str, Any]:
-    from training.config import load_recipe
-    from training.engine.trainer import train
-
-    result = train(load_recipe(recipe, overrides))
-    return {"run_dir": str(result.run_dir), "checkpoint": result.results.get("checkpoint"),
-            "test": {k: v["t2i"] for k, v in result.results.get("test", {}).items()}}
-
-
-def protocol_step(protocol: dict[str, Any], out: str) -> dict[str, Any]:
-    from training.protocol import ProtocolConfig, run_protocol
-
-    run_protocol(ProtocolConfig.model_validate(protocol), out)
-    return {"tables": [str(Path(out) / "direct_transfer.md"), str(Path(out) / "finetune.md")]}
-
-
-#: engine settings of the tiny random VLM on a CPU (small KV cache, no CUDA graphs, small images).
-TINY_VLM_ENGINE: dict[str, Any] = {"dtype": "float32", "gpu_memory_utilization": 0.1, "enforce_eager": True,
-                                   "max_model_len": 1024, "max_pixels": 128 * 64}
-
-
-def tiny_vlm_step(out: str) -> str:
-    from caption_gen.backends.tiny_vlm import build_tiny_vlm
-
-    return str(build_tiny_vlm(out, arch="llava", seed=0))
-
-
-def build_corpus_step(cfg: DemoCaptionConfig, images: str, out: Path) -> dict[str, Any]:
-    """Write the build-corpus flow config for the demo and run that flow as a subflow."""
-    import yaml
-
-    from flows.build_corpus import build_corpus_flow
-
-    model = dict(cfg.model) if cfg.model is not None else {
-        "name": "tiny-random-llava", "backend": "vllm",
-        "path": _task(tiny_vlm_step, "build-tiny-vlm")(str(out / "tiny-vlm")), **TINY_VLM_ENGINE}
-    listing = out / "flows" / "demo-images.txt"
-    listing.parent.mkdir(parents=True, exist_ok=True)
-    paths = sorted(Path(images).rglob("*.jpg"))[: cfg.max_images]
-    listing.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
-    config = out / "flows" / "build_corpus.yaml"
-    config.write_text(yaml.safe_dump({
-        "caption": {"images": str(listing), "image_root": images, "out": str(out / "vlm-corpus"),
-                    "name": "demo-vlm", "models": [model], "kinds": cfg.kinds, "shard_size": cfg.shard_size,
-                    "batch_size": cfg.shard_size, "sampling": {"max_tokens": cfg.max_tokens},
-                    "retry": {"max_attempts": cfg.max_attempts}},
-        "task": {"retries": 1, "retry_delay_s": 1.0}}, sort_keys=False), encoding="utf-8")
-    return build_corpus_flow(config=str(config), overrides=[])
-
-
 def style_clusters_step(cfg: DemoStylesConfig, source: str, out: Path) -> dict[str, Any]:
-    """Write the style-clusters flow config for the demo and run that flow as a subflow."""
+    """Write the typed style-clusters flow config for the demo and run that flow as a subflow."""
     import yaml
 
-    from flows.style_clusters import style_clusters_flow
+    from flows.style_clusters import StyleClustersConfig, style_clusters_flow
 
+    flow_cfg = StyleClustersConfig.model_validate({"source": source, "out": out / "styles", "styles": cfg.styles})
     config = out / "flows" / "style_clusters.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(yaml.safe_dump({"source": source, "out": str(out / "styles"), "styles": cfg.styles},
-                                     sort_keys=False), encoding="utf-8")
+    config.write_text(yaml.safe_dump(flow_cfg.model_dump(mode="json", exclude_unset=True), sort_keys=False),
+                      encoding="utf-8")
     return style_clusters_flow(config=str(config), overrides=[])
 
 
+def repro_step(cfg: DemoReproConfig, out: Path) -> dict[str, Any]:
+    from flows.repro_flow import run_repro
+    from training.repro.config import load_repro_config
+
+    repro_cfg = load_repro_config(cfg.config, [*cfg.overrides, f"out={out / 'repro'}"])
+    payload = run_repro(repro_cfg)
+    world = Path(repro_cfg.out) / "world"
+    return {"payload": payload, "out": str(Path(repro_cfg.out).resolve()), "kinds": repro_cfg.captioning.kinds,
+            "attributes": str(world / "source" / "attributes.jsonl")}
+
+
+def examples_step(corpora: dict[str, str], attributes: str, kinds: list[str], per_kind: int) -> dict[str, Any]:
+    from training.repro.examples import caption_examples
+
+    return {name: caption_examples(path, attributes, kinds=kinds, per_kind=per_kind) for name, path in corpora.items()}
+
+
 def demo_flow_fn(cfg: DemoConfig) -> dict[str, Any]:
-    """The demo pipeline (module docstring); returns where each output is."""
+    """The demo pipeline (module docstring); returns where each output is and the headline figures."""
     from prefect.artifacts import create_markdown_artifact
 
     out = Path(cfg.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     save_resolved(cfg, out)
-    synth_dir, corpus_dir = out / "synthetic", out / "corpus"
+    synth_dir = out / "synthetic"
     s = cfg.synth
     synth = _task(synth_step, "synthesize")(str(synth_dir), s.identities, s.images_per_identity,
                                              s.outfits_per_identity, s.seed)
-    annotations, images = str(synth_dir / "reid_raw.json"), str(synth_dir / "imgs")
-    extra: dict[str, Any] = {}
-    if cfg.caption is not None and cfg.caption.enabled:
-        built = build_corpus_step(cfg.caption, images, out)
-        extra.update(vlm_corpus=built["out"], vlm_corpus_summary=str(out / "vlm-corpus.flow" / "summary.md"),
-                     vlm_captions={"accepted": built["accepted"], "rejects": built["rejects"],
-                                   "rejects_by_reason": built["rejects_by_reason"]})
+    outputs: dict[str, Any] = {"synthetic": str(synth_dir), "synth": synth}
     if cfg.styles is not None and cfg.styles.enabled:
-        st = style_clusters_step(cfg.styles, annotations, out)
-        extra.update(style_bank=st["bank"], style_inspector=st["report"], styles_found=st["styles"])
-    imported = _task(import_step, "write-corpus")(annotations, images, str(corpus_dir))
-    info = _task(validate_step, "validate-corpus")(str(corpus_dir))
-    outputs: dict[str, Any] = {"synthetic": str(synth_dir), "corpus": str(corpus_dir), "synth": synth,
-                               "import": imported, "corpus_rows": info.get("rows"), **extra}
-    if cfg.train is not None and cfg.train.enabled:
-        runs = out / "runs"
-        common = [*cfg.train.overrides, f"engine.output_dir={runs}"]
-        bench = {"name": "cuhk-pedes", "annotations": annotations, "images": images, "label": "Synthetic"}
-        bench_set = f"{{name: cuhk-pedes, annotations: {annotations}, images: {images}, label: Synthetic}}"
-        pre = _task(train_step, "pretrain")(str(cfg.train.pretrain_recipe),
-                                            [*common, f"data.corpus.root={corpus_dir}"])
-        ft = _task(train_step, "finetune")(str(cfg.train.finetune_recipe),
-                                           [*common, f"method.pretrained={pre['checkpoint']}",
-                                            f"data.benchmark={bench_set}", f"eval.benchmarks=[{bench_set}]"])
-        protocol = {"benchmarks": [bench], "device": "cpu",
-                    "direct_transfer": [{"init": "Demo (synthetic corpus)", "checkpoint": pre["run_dir"]}],
-                    "finetune": [{"init": "Demo (synthetic corpus)", "source": "Synthetic",
-                                  "checkpoint": ft["run_dir"]}]}
-        tables = _task(protocol_step, "evaluate")(protocol, str(out / "tables"))
-        outputs.update(pretrain_run=pre["run_dir"], finetune_run=ft["run_dir"], tables=tables["tables"],
-                       finetune_test=ft["test"])
+        st = style_clusters_step(cfg.styles, str(synth_dir / "reid_raw.json"), out)
+        outputs.update(style_bank=st["bank"], style_inspector=st["report"], styles_found=st["styles"])
+        outputs["style_prompts"] = [prompt for _, _, prompt in st.get("prompts", [])]
+        outputs["style_features"] = st.get("features")
+    if cfg.repro is not None and cfg.repro.enabled:
+        rp = repro_step(cfg.repro, out)
+        payload = rp["payload"]
+        corpora = {name: c["out"] for name, c in payload["meta"]["corpora"].items()}
+        outputs.update(repro=rp["out"], repro_table=str(Path(rp["out"]) / "table.md"),
+                       captioning={name: {k: c.get(k) for k in ("accepted", "rejects", "acceptance",
+                                                                 "rejects_by_reason")}
+                                   for name, c in payload["meta"]["corpora"].items()},
+                       corpora=corpora, chance_r1=payload["chance_r1"], directions=payload["directions"],
+                       finetune=payload["stats"]["finetune"], direct=payload["stats"]["direct"])
+        outputs["caption_examples"] = _task(examples_step, "caption-examples")(
+            corpora, rp["attributes"], rp["kinds"], cfg.repro.examples_per_kind)
     (out / "demo-summary.json").write_text(json.dumps(outputs, indent=2, default=str))
     lines = ["# PEDES Forge demo", "", "| output | where |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in outputs.items() if isinstance(v, str)]

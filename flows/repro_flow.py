@@ -121,7 +121,8 @@ def run_repro(cfg: ReproConfig) -> dict[str, Any]:
         captioners = {s.name: captioner_task(s, cfg) for s in specs[name]}
         summary = corpus_step(cfg, name, captioners, str(Path(world["source"]) / "imgs"))
         corpora[name], models[name] = summary["out"], list(captioners)
-        summaries[name] = {k: summary.get(k) for k in ("accepted", "rejects", "rejects_by_reason")}
+        summaries[name] = {k: summary.get(k) for k in ("out", "accepted", "rejects", "acceptance_rate", "acceptance",
+                                                      "rejects_by_reason", "images_per_s", "wall_s")}
     records = [arm_task(cfg, arm.name, seed, corpora, models, target) for seed in range(cfg.seeds) for arm in arms]
     if cfg.clothes_change is not None and cfg.clothes_change.enabled:
         for seed in range(cfg.seeds):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,28 +15,55 @@ def demo(
     config: Annotated[Path, typer.Option("--config", "-c", help="Demo config (configs/demo.yaml).")],
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a field: KEY=VALUE.")] = None,
 ) -> None:
-    """Run the demo pipeline under Prefect's ephemeral API and print where each output is."""
+    """Run the demo pipeline under Prefect's ephemeral API and print what it made and where."""
     from rich.console import Console
 
     from flows.cli.logs import attach_run_dir
     from flows.demo_flow import load_demo_config, run_demo
 
     cfg = load_demo_config(config, overrides)
-    log = attach_run_dir(Path(cfg.out_dir).resolve())  # library logs of every step: docs/logging.md
+    out = Path(cfg.out_dir).resolve()
+    log = attach_run_dir(out)  # library logs of every step: docs/logging.md
     outputs = run_demo(cfg)
-    console = Console(highlight=False, soft_wrap=True)
-    console.print("\n[bold]PEDES Forge demo finished.[/] Outputs:", markup=True)
-    for key, value in outputs.items():
-        if isinstance(value, str):
-            console.print(f"  {key:<18} {value}")
-    for name in ("tables",):
-        for path in outputs.get(name, []):
-            console.print(f"  {'table':<18} {path}")
-    vlm = outputs.get("vlm_captions")
-    if vlm is not None:
-        console.print(f"  VLM captions: {vlm['accepted']} accepted, {vlm['rejects']} rejected "
-                      f"{vlm['rejects_by_reason']} — the demo VLM has random weights unless caption.model is set")
-    for label, t2i in outputs.get("finetune_test", {}).items():
-        console.print(f"  fine-tuned on {label}: t2i R1 {t2i['R1']:.2f}  mAP {t2i['mAP']:.2f}")
-    console.print(f"  {'summary':<18} {Path(cfg.out_dir).resolve() / 'demo-summary.json'}")
-    console.print(f"  {'log':<18} {log}")
+    print_summary(Console(highlight=False, soft_wrap=True), outputs, out, log)
+
+
+def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -> None:
+    """The demo's one-screen summary: styles, captioning, caption examples, the table, where things are."""
+    console.print("\n[bold]PEDES Forge demo finished.[/]", markup=True)
+    prompts = outputs.get("style_prompts")
+    if prompts is not None:
+        console.print(f"\n[bold]Style bank[/] ({len(prompts)} styles; {outputs.get('style_features')}):", markup=True)
+        for p in prompts:
+            console.print(f"  - {p}")
+    for name, cap in (outputs.get("captioning") or {}).items():
+        console.print(f"\n[bold]{name} corpus[/]: {cap['accepted']} captions accepted, {cap['rejects']} rejected",
+                      markup=True)
+        for key, a in (cap.get("acceptance") or {}).items():
+            rate = a["accepted"] / a["rows"] if a["rows"] else 0.0
+            console.print(f"  {key:<34} {a['accepted']:>5}/{a['rows']:<5} accepted ({rate:.0%})")
+        if cap.get("rejects_by_reason"):
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(cap["rejects_by_reason"].items(), key=lambda kv: -kv[1]))
+            console.print(f"  rejects by reason: {reasons}")
+    for name, examples in (outputs.get("caption_examples") or {}).items():
+        if examples:
+            console.print(f"\n[bold]Accepted captions ({name} corpus) beside the image's attributes[/]:", markup=True)
+        for ex in examples:
+            console.print(f"  [{ex['kind']}/{ex['model']}] {ex['caption']}\n      truth: {ex['truth']}")
+    table = outputs.get("repro_table")
+    if table and Path(table).is_file():
+        console.print("")
+        console.print(Path(table).read_text())
+        best = max(((arm, s["R1"]["mean"]) for arm, s in (outputs.get("finetune") or {}).items()),
+                   key=lambda kv: kv[1], default=None)
+        if best is not None:
+            console.print(f"Best fine-tuned model: {best[0]}, text-to-image R1 {best[1]:.1f} % "
+                          f"(chance {outputs.get('chance_r1', 0):.1f} %)")
+    console.print("")
+    for key in ("synthetic", "style_bank", "style_inspector", "repro", "repro_table"):
+        if key in outputs:
+            console.print(f"  {key:<16} {outputs[key]}")
+    for name, path in (outputs.get("corpora") or {}).items():
+        console.print(f"  {name + ' corpus':<16} {path}")
+    console.print(f"  {'summary':<16} {out / 'demo-summary.json'}")
+    console.print(f"  {'log':<16} {log}")
