@@ -244,6 +244,10 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/bench_styles")
     ap.add_argument("--quality", action="store_true", help="style recovery / prompt distinctness (see docstring)")
     ap.add_argument("--baseline-root", help="unpacked older tree measured as the 'before' (quality mode)")
+    corpora = ["fixture4", "generator5", "generator5-large", "alt4", "synthetic-benchmark"]
+    ap.add_argument("--corpora", nargs="+", default=corpora, choices=corpora)
+    ap.add_argument("--baseline-corpora", nargs="+", default=[c for c in corpora if c != "generator5-large"],
+                    help="corpora the baseline runs on (its random-weight CLIP is slow on CPU)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -275,9 +279,9 @@ def main() -> None:
 def quality_main(args: argparse.Namespace) -> None:
     from caption_gen.styles.prompts import SIMILARITY_BOUND, max_pairwise_similarity
 
-    roots = ([args.baseline_root] if args.baseline_root else []) + [None]
     rows = []
-    for corpus in ("fixture4", "generator5", "generator5-large", "alt4", "synthetic-benchmark"):
+    for corpus in args.corpora:
+        roots = ([args.baseline_root] if args.baseline_root and corpus in args.baseline_corpora else []) + [None]
         for root in roots:
             spec = {"kind": "quality", "corpus": corpus, "workdir": args.workdir, "root": root}
             proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
