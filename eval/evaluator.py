@@ -157,8 +157,12 @@ class RetrievalEvaluator:
 
 
 def _cat_or_none(parts: list[torch.Tensor], expected: int) -> torch.Tensor | None:
+    """Batches joined along dim 0 (token batches of different lengths are zero-padded to the longest)."""
     if not parts:
         return None
+    if parts[0].ndim == 2 and len({p.shape[1] for p in parts}) > 1:
+        width = max(p.shape[1] for p in parts)
+        parts = [torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts]
     joined = torch.cat(parts)
     return joined if len(joined) == expected else None
 
