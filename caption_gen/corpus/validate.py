@@ -284,6 +284,9 @@ def validate_corpus(
         _resolve_image_root(path, manifest, images, report)
     if images is not None and isinstance(manifest.get("fingerprint"), dict):
         _check_coverage(report, path, manifest, images, good_shards)
+    elif images is not None and manifest:
+        report.notes.append("coverage check skipped: the manifest records no run fingerprint (kinds × models), "
+                            "e.g. an imported corpus")
     return report
 
 
