@@ -129,6 +129,25 @@ def test_pairwise_rerank_reads_the_gallery_cache_not_the_disk(retrieval_set, mon
     assert sorted(decodes) == [0, 1, 2, 3]  # 6 queries x 3 pairs re-scored, 4 decodes (before: 4 + 18)
 
 
+def test_pairwise_rerank_gets_the_declared_gallery_state(retrieval_set):
+    """A method may cache an encoded gallery state instead of the decoded images (``rerank_gallery_state``)."""
+
+    class Stateful(PlantedMethod):
+        def rerank_gallery_state(self, images):
+            return self.image_index(images)[:, None].float()  # [B, 1]: what stage 2 needs of an image
+
+        def rerank_scores(self, query_tokens, gallery_state):
+            assert gallery_state.shape[1:] == (1,)
+            q = torch.tensor([self.word_ids.index(int(t)) for t in query_tokens[:, 1]])
+            return self.planted_rerank[q, gallery_state[:, 0].long()]
+
+    iv = np.eye(4)
+    tv = np.roll(iv[[0, 0, 1, 1, 2, 3]], 1, axis=1)
+    rerank = torch.tensor(np.eye(4)[[0, 0, 1, 1, 2, 3]], dtype=torch.float32)
+    result = _evaluator(Stateful(ClipTokenizer(), tv, iv, rerank=rerank), rerank_top_k=4).run(retrieval_set)
+    assert result.t2i["R1"] == 0.0 and result.t2i_rerank["R1"] == 100.0
+
+
 def test_rerank_on_a_method_without_reranker_is_a_config_error(retrieval_set):
     method = PlantedMethod(ClipTokenizer(), np.eye(4)[[0, 0, 1, 1, 2, 3]], np.eye(4))  # no stage-2 scorer
     with pytest.raises(ConfigError, match="rerank_top_k"):
