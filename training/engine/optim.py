@@ -66,6 +66,14 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
 
 
+def group_learning_rates(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The current LR of every named parameter group (``lr_<group>`` in the training log)."""
+    out: dict[str, float] = {}
+    for group in optimizer.param_groups:
+        out.setdefault(str(group.get("group", DEFAULT_GROUP)), float(group["lr"]))
+    return out
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LambdaLR:

@@ -49,7 +49,7 @@ from training.engine.distributed import (
     mean_across_ranks,
 )
 from training.engine.monitor import Monitor
-from training.engine.optim import build_optimizer, build_scheduler
+from training.engine.optim import build_optimizer, build_scheduler, group_learning_rates
 from training.engine.run_dir import create_run_dir, discard_run_dir, resolve_resume
 
 log = logging.getLogger(__name__)
@@ -366,6 +366,7 @@ class Trainer:
                 if not last_micro:
                     continue
                 lr = self.optimizer.param_groups[0]["lr"]  # the LR this step used
+                group_lrs = group_learning_rates(self.optimizer) if self.recipe.optim.group_lr else {}
                 grad_norm = self._optimizer_step()
                 self.progress["global_step"] += 1
                 self.progress["step_in_epoch"] += 1
@@ -379,6 +380,7 @@ class Trainer:
                 if step % eng.log_every_steps == 0 or step == max_steps:
                     values = mean_across_ranks(self.ctx, values)
                     record = {"epoch": epoch + 1, "lr": lr, "samples_per_s": sps, **values}
+                    record.update({f"lr_{name}": value for name, value in group_lrs.items()})
                     if grad_norm is not None:
                         record["grad_norm"] = grad_norm
                     self.monitor.log("train", step, record)

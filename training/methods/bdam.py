@@ -42,9 +42,9 @@ Supervision as §3.2–3.4 write it:
   a GradNorm task, as in the paper's task list of Eq. 6).
 * Triplet positives: Eq. 4 needs a positive of the anchor's identity in the batch; with a random sampler
   over a corpus where every image is its own identity there is none and the loss is identically 0. The
-  method counts, per epoch, the pairs of same-identity samples the triplet loss (and the label-aware
-  ``itc``) saw and logs a **warning** at the end of an epoch in which a loss saw no positive pair;
-  ``configs/bdam.yaml`` trains with a PK sampler.
+  method counts, per epoch, the pairs of same-identity samples the triplet loss saw and logs a **warning**
+  at the end of an epoch in which it saw none (the contrastive terms always have their diagonal positive
+  pair); ``configs/bdam.yaml`` trains with a PK sampler over the corpus' person ids.
 
 ``identity_positives`` (default true): PK batches hold several images of one person, so ``itc`` treats every
 pair of the same identity as positive (§3.5: positives are pairs "representing the same identity"), and
@@ -331,8 +331,6 @@ class BDAMMethod(TrainingMethod):
             losses["info"], modality = self._fusion_info(img, fuse_txt, f_img, fuse_f, pids)
         else:
             modality = None
-        same = pids[:, None] == pids[None, :]
-        off_diagonal_positives = int(same.sum().item()) - len(pids)
         if self.training:
             self._train_steps += 1
         if "itc" in self.tasks:
@@ -343,12 +341,11 @@ class BDAMMethod(TrainingMethod):
                 itc = itc + (info_nce(f_img, f_idt, self.temperature, lab)
                              + info_nce(f_idt, f_img, self.temperature, lab)) / 2
             losses["itc"] = itc
-            if self.training and self.identity_positives:
-                self._count_positives("itc", off_diagonal_positives)
         if "triplet" in self.tasks:
             losses["triplet"] = triplet_loss(img.f_id, pids, self.triplet_margin)
-            if self.training:
-                self._count_positives("triplet", off_diagonal_positives)
+            if self.training:  # same-identity pairs (i ≠ j) this batch offers Eq. 4
+                same = int((pids[:, None] == pids[None, :]).sum().item()) - len(pids)
+                self._count_positives("triplet", same)
         if "aln" in self.tasks:
             clo_desc = self._descriptions(batch, "clothing_caption")
             # Eq. 1: s_ij = f̂_clo^i · (f_clo^t)^j on the pooled (pre-gate) clothing feature

@@ -11,7 +11,7 @@ import torch
 import training.methods  # noqa: F401  (registers "cfam")
 from pedes_core.errors import ConfigError
 from training.config import load_recipe
-from training.engine.optim import build_optimizer, build_scheduler
+from training.engine.optim import build_optimizer, build_scheduler, group_learning_rates
 from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.models.position_embedding import extend_text_position_embedding
@@ -81,6 +81,8 @@ def test_cfam_random_init_modules_get_their_own_learning_rate(tmp_path: Path) ->
         sched.step()
     ratios = {round(g["lr"] / g["initial_lr"], 9) for g in opt.param_groups}
     assert len(ratios) == 1  # one warmup/cosine factor for every group
+    lrs = group_learning_rates(opt)
+    assert set(lrs) == {"pretrained", "new"} and lrs["new"] == pytest.approx(5 * lrs["pretrained"])
     bad = recipe.optim.model_copy(update={"group_lr": {"decoder": 1e-4}})
     with pytest.raises(ConfigError, match="optim.group_lr"):
         build_optimizer(method, bad)
