@@ -25,7 +25,10 @@ from typing import Any
 import yaml
 from prefect import flow, task
 
-from pedes_core.configuration import save_resolved
+from pydantic import ValidationError
+
+from pedes_core.configuration import format_validation_error, save_resolved
+from pedes_core.errors import ConfigError
 from training.repro.arms import select_arms
 from training.repro.config import CaptionerSpec, ReproConfig, load_repro_config
 from training.repro.table import write_outputs
@@ -47,11 +50,14 @@ def world_task(cfg: ReproConfig) -> dict[str, str]:
 def captioner_task(spec: CaptionerSpec, cfg: ReproConfig) -> str:
     from caption_gen.captioner import CaptionerConfig, train_captioner
 
-    params: dict[str, Any] = {"seed": spec.seed, "noise": spec.noise}
-    if cfg.captioning.captioner_steps is not None:
-        params["steps"] = cfg.captioning.captioner_steps
-    params["cache_dir"] = cfg.captioning.cache_dir or Path(cfg.out) / "captioners"
-    return str(train_captioner(CaptionerConfig(**params)))
+    params: dict[str, Any] = {**cfg.captioning.captioner, "seed": spec.seed, "noise": spec.noise}
+    if cfg.captioning.cache_dir is not None:
+        params["cache_dir"] = cfg.captioning.cache_dir
+    try:
+        captioner = CaptionerConfig.model_validate(params)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"captioning.captioner ({spec.name})")) from None
+    return str(train_captioner(captioner))
 
 
 def corpus_step(cfg: ReproConfig, name: str, captioners: dict[str, str], images: str) -> dict[str, Any]:

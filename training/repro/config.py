@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -48,9 +49,11 @@ class CaptioningConfig(ConfigModel):
     noisy: list[CaptionerSpec] = Field(default_factory=lambda: [
         CaptionerSpec(name="cap-a-noisy", seed=0, noise=0.3), CaptionerSpec(name="cap-b-noisy", seed=1, noise=0.3)])
     kinds: list[str] = Field(default_factory=lambda: ["static", "dynamic"], min_length=1)
-    #: captioner training steps (None = the captioner's default size)
-    captioner_steps: int | None = Field(None, ge=1)
-    #: where trained captioners are cached (by a hash of their config; default ``<out>/captioners``)
+    #: further ``caption_gen.captioner.CaptionerConfig`` fields shared by every captioner (e.g. ``steps``;
+    #: empty = the captioner's default size)
+    captioner: dict[str, Any] = Field(default_factory=dict)
+    #: where trained captioners are cached by a hash of their config and data (None = the captioner's
+    #: default cache, ``$PEDES_CACHE/captioners`` or ``~/.cache/pedes-forge/captioners``, shared by runs)
     cache_dir: ConfigPath | None = None
     max_tokens: int = Field(64, ge=8)
     shard_size: int = Field(256, ge=1)

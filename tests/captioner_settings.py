@@ -1,0 +1,9 @@
+"""The tiny trained captioner shared by the test suite (its config; the model is cached by a hash of it).
+
+Tests that train it in-process (``tests/caption_gen/captioner``) and tests that run ``pedes demo`` /
+``pedes repro`` in a subprocess use the same settings, so the captioner is trained once per machine (in
+``$PEDES_CACHE`` or ``~/.cache/pedes-forge``) and reused by every later test and run."""
+
+#: enough steps to write valid sentences of every kind (attribute accuracy is the benchmark's business)
+TEST_CAPTIONER = dict(steps=240, batch_size=12, synth_identities=80, text_layers=2, vision_layers=2, lr=3e-3,
+                      warmup_steps=30, log_every=40)
