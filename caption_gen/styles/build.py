@@ -94,7 +94,7 @@ class MergeConfig(ConfigModel):
 
     #: RMS distance of two clusters' stylometric profiles (corpus standard deviations) below which they
     #: are one style; 0 disables the rule.
-    profile_distance: float = 0.45
+    profile_distance: float = 0.6
     #: Merge clusters whose prompts say the same (same distinguishing features, or similarity ≥ bound).
     prompt_identity: bool = True
     #: Upper bound of :func:`caption_gen.styles.prompts.prompt_similarity` between two prompts of a bank.
