@@ -35,8 +35,8 @@ from typing import Any
 
 import yaml
 
-from pedes_core.errors import ConfigError, InputError
 from caption_gen.instructions.slots import Template, TemplateError, parse_template
+from pedes_core.errors import ConfigError, InputError
 
 #: Instruction kinds in their canonical order.
 KINDS: tuple[str, ...] = ("static", "dynamic", "identity", "clothing")

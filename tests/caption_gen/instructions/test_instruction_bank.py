@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pedes_core.errors import ConfigError
 from caption_gen.instructions.bank import (
     KINDS,
     InstructionSet,
@@ -19,6 +18,7 @@ from caption_gen.instructions.bank import (
     load_template_bank,
 )
 from caption_gen.instructions.slots import SLOT_TYPES, parse_template, template_id_for
+from pedes_core.errors import ConfigError
 
 STATIC_PAPER = ("Write a description about the overall appearance of the person in the image, including the "
                 "attributes: clothing, shoes, hairstyle, gender and belongings. If any attribute is not visible, "

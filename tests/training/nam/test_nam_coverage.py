@@ -137,9 +137,9 @@ def _coverage_records(run_dir: Path) -> list[float]:
 def test_pedes_train_logs_nam_coverage_and_masks_from_r(tmp_path, caplog) -> None:
     """Through the trainer on a 4-caption corpus: ``all`` → coverage ≥ 0.95 from the second epoch and the
     scored captions' probabilities are NAM's, not EM's; ``one`` → coverage 0 and a warning."""
-    from training.engine.trainer import Trainer
-
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from training.engine.trainer import Trainer
 
     corpus = make_corpus(tmp_path / "c", 16, 4)
     recipe = _recipe(corpus, tmp_path / "all", "all", 2)
@@ -185,14 +185,18 @@ def test_ddp_two_ranks_merge_the_store_like_one_process(tmp_path) -> None:
     if pedes is None:
         pytest.skip("the pedes console script is not installed")
     corpus = make_corpus(tmp_path / "c", 16, 4)
+    # a small LR: Adam turns float-order differences of near-zero gradients (1 vs 2 processes, thread
+    # counts) into ±lr steps, which lr 1e-3 amplifies into visible loss differences within a few steps
     single_recipe = _recipe(corpus, tmp_path / "single", "all", 2)
     single_recipe.data.batch_size = 4
+    single_recipe.optim.lr = 1e-5
     single_recipe.engine.accumulation_steps = 2
     single_recipe.engine.log_every_steps = 1
     single = train(single_recipe)
 
     ddp_recipe = _recipe(corpus, tmp_path / "ddp", "all", 2)
     ddp_recipe.data.batch_size = 4
+    ddp_recipe.optim.lr = 1e-5
     ddp_recipe.engine.log_every_steps = 1
     recipe_file = tmp_path / "ddp.yaml"
     recipe_file.write_text(yaml.safe_dump(ddp_recipe.model_dump(mode="json")))
