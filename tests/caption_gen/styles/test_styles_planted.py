@@ -99,6 +99,11 @@ def test_prompt_rule_merges_clusters_whose_prompts_say_the_same(tmp_path):
     assert res.n_styles == 2, [s.prompt for s in bank.styles]
     sims = [prompt_similarity(a.prompt, b.prompt) for a in bank.styles for b in bank.styles if a is not b]
     assert max(sims) < SIMILARITY_BOUND
+    merges = res.summary["quality"]["merge"]["prompt_merges"]
+    assert merges and merges[-1]["similarity"] >= SIMILARITY_BOUND
+    off = StylesConfig(report=False)
+    off.merge.prompt_identity = False
+    assert build_styles(off, tmp_path / "off", texts=texts).n_styles == 3  # the profile rule alone keeps 3
 
 
 def test_prompt_similarity_masks_numbers():
