@@ -14,10 +14,10 @@ from typing import Any
 from prefect import flow, task
 from pydantic import Field
 
-from pedes_core.configuration import ConfigModel, ConfigPath, load_config, save_resolved
-from pedes_core.errors import ConfigError
 from caption_gen.styles.build import StylesConfig
 from flows.runners import RunnerConfig
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config, save_resolved
+from pedes_core.errors import ConfigError
 
 FLOW_NAME = "style-clusters"
 

@@ -39,7 +39,6 @@ from pydantic import BaseModel, Field, model_validator
 from pedes_core.configuration import ConfigModel, ConfigPath, config_to_yaml, save_resolved
 from pedes_core.errors import ConfigError
 
-
 FeatureSet = Literal["auto", "stylometric+ngrams", "stylometric", "clip", "clip+stylometric+ngrams"]
 
 
@@ -392,7 +391,13 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
 def _briefs(cfg: StylesConfig, labels: np.ndarray, stylo: np.ndarray, z: np.ndarray,
             neutral: list[str]) -> list[dict[str, Any]]:
     """Per cluster: medoid row, full contrast, distinguishing features, pattern and the deterministic prompt."""
-    from caption_gen.styles.prompts import ClusterBrief, contrast_prompt, corpus_contrast, distinguishing, exemplar_pattern
+    from caption_gen.styles.prompts import (
+        ClusterBrief,
+        contrast_prompt,
+        corpus_contrast,
+        distinguishing,
+        exemplar_pattern,
+    )
 
     contrasts = corpus_contrast(stylo, labels)
     out = []

@@ -24,9 +24,9 @@ def build(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Neutralize, embed, cluster and prompt; write assignments.parquet, bank.json and report.html."""
+    from caption_gen.styles.build import StylesConfig, build_styles
     from pedes_core.configuration import load_config
     from pedes_core.errors import ConfigError
-    from caption_gen.styles.build import StylesConfig, build_styles
 
     defaults: dict = {"source": source}
     if split is not None:

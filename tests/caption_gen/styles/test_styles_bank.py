@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from pedes_core.errors import InputError
 from caption_gen.styles.bank import StyleEntry, load_style_bank, write_style_bank
+from pedes_core.errors import InputError
 
 
 def test_bank_roundtrip_schema_and_version(tmp_path):

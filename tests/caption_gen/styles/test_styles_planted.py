@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from style_generator import STYLE_NAMES, generate
 from typer.testing import CliRunner
 
 from caption_gen.styles import cluster as cl
@@ -18,7 +19,6 @@ from caption_gen.styles.bank import load_style_bank
 from caption_gen.styles.build import StylesConfig, build_styles
 from caption_gen.styles.prompts import SIMILARITY_BOUND, max_pairwise_similarity, prompt_similarity
 from flows.cli import app
-from style_generator import STYLE_NAMES, generate
 
 
 def _majority(table: pd.DataFrame, planted: list[int], style: int) -> str:

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from pedes_core.errors import InputError
 from caption_gen.styles.sources import load_style_texts
+from pedes_core.errors import InputError
 
 
 def test_text_file_skips_blank_lines_and_counts_them(tmp_path):
