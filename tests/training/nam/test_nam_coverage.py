@@ -136,7 +136,8 @@ def _coverage_records(run_dir: Path) -> list[float]:
 
 def test_pedes_train_logs_nam_coverage_and_masks_from_r(tmp_path, caplog) -> None:
     """Through the trainer on a 4-caption corpus: ``all`` → coverage ≥ 0.95 from the second epoch and the
-    scored captions' probabilities are NAM's, not EM's; ``one`` → coverage 0 and a warning."""
+    scored captions' probabilities are NAM's, not EM's; ``one`` → coverage 0 and one warning (not one per
+    epoch)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from training.engine.trainer import Trainer
@@ -163,8 +164,8 @@ def test_pedes_train_logs_nam_coverage_and_masks_from_r(tmp_path, caplog) -> Non
     assert (nam - em).abs().amax(dim=1).min() > 1e-3  # every scored caption: NAM probabilities ≠ p
 
     caplog.set_level(logging.WARNING, logger="training.engine.trainer")
-    one = Trainer(_recipe(corpus, tmp_path / "one", "one", 2)).fit()
-    assert _coverage_records(one.run_dir) == [0.0, 0.0]
+    one = Trainer(_recipe(corpus, tmp_path / "one", "one", 3)).fit()
+    assert _coverage_records(one.run_dir) == [0.0, 0.0, 0.0]  # 4 captions: no caption is seen twice yet
     warnings = [r for r in caplog.records if "nam_coverage" in r.getMessage() or "stored r" in r.getMessage()]
     assert len(warnings) == 1 and "captions_per_epoch" in warnings[0].getMessage()
 
