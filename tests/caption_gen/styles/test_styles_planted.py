@@ -220,3 +220,18 @@ def test_checkpoint_configured_uses_clip_and_dbscan(tmp_path, tiny_clip_checkpoi
     assert "tiny_clip.pt" in summary["features"]["clip"] and summary["features"]["embeddings_computed"] > 0
     assert f"CLIP pedes-tiny-clip text embeddings, weights {tiny_clip_checkpoint}" in res.output
     assert "no CLIP weights" not in (tmp_path / "bank.json").read_text()
+
+
+def test_resolve_features_is_explicit_about_weights(tmp_path):
+    from caption_gen.styles.build import EmbedConfig, resolve_features
+    from pedes_core.errors import ConfigError
+
+    assert resolve_features(EmbedConfig())[:2] == ("stylometric+ngrams", None)
+    assert resolve_features(EmbedConfig(pretrained="openai"))[:2] == ("clip", "openai")
+    feats, weights, note = resolve_features(EmbedConfig(features="clip", random_weights=True))
+    assert (feats, weights) == ("clip", None) and "RANDOM weights" in note
+    assert resolve_features(EmbedConfig(features="stylometric"))[0] == "stylometric"
+    with pytest.raises(ConfigError, match="needs CLIP weights"):
+        resolve_features(EmbedConfig(features="clip+stylometric+ngrams"))
+    with pytest.raises(ConfigError, match="use_clip"):
+        resolve_features(EmbedConfig(pretrained="openai", features="clip", use_clip=False))
