@@ -8,7 +8,7 @@ a file list alone:
    the image id is the content hash, later copies of a content become ``discovery:duplicate`` rejects,
    FIFOs/devices with an image name ``discovery:not_a_file`` rejects;
 2. **what is done** (:func:`read_done`): the image ids in the caption and reject files of the done shards
-   (plus the paths of images that had no readable content), and the (image, kind, model) jobs a done shard
+   (an image is covered by its content; a path only for files that have no readable content), and the (image, kind, model) jobs a done shard
    holds only as *retryable* rejects (:data:`RETRYABLE_REASONS`: the backend failed, the text was never
    judged; image-level rejects without a kind stand for every configured job). A done shard that cannot be read raises :class:`~caption_gen.corpus.errors.CorruptCorpusFileError`
    naming the shard and the command that redoes it;
@@ -175,14 +175,17 @@ def plan_run(images: str | Path, *, shard_size: int, image_root: str | None = No
     for ref, sha in unique:
         by_path[ref.path] = (ref, sha)
         iid = image_id_from_sha256(sha) if sha else None
-        if ref.path in state.paths or (iid is not None and iid in state.ids):
-            if ref.path not in state.paths:  # same content as a covered image, under a new path
+        if iid is not None and iid in state.ids:
+            if ref.path in state.paths:
+                covered += 1
+            else:  # same content as a covered image, under a new path
                 entries.append((ref.path, None, ImageRejected(
                     "discovery:duplicate", "same content as an image already in the corpus", ref=ref, sha256=sha)))
-            else:
-                covered += 1
             continue
-        entries.append((ref.path, (ref, sha), None))
+        if iid is None and ref.path in state.paths:  # unreadable before and now: its reject stands
+            covered += 1
+            continue
+        entries.append((ref.path, (ref, sha), None))  # new content (a new file, or a file that changed)
     for rej in rejected:
         if rej.ref is not None and rej.ref.path in state.paths:
             covered += 1
