@@ -52,14 +52,14 @@ def import_(
             raise ConfigError(f"--split {s!r}: expected one of {', '.join(SPLITS)}")
     benchmark = load_benchmark(key, annotations, images)
 
-    def report(shard: int, stats: dict, skipped: bool) -> None:
-        state = "already done, skipped" if skipped else "written"
-        typer.echo(f"shard {shard:05d}: {stats.get('rows', 0)} rows, {stats.get('rejects', 0)} rejects ({state})")
+    from flows.cli.progress import shard_progress
 
-    result = import_benchmark(
-        benchmark, out, shard_size=shard_size, name=name, splits=split or None, workers=workers, on_shard=report,
-        descriptions=descriptions,
-    )
+    entries = sum(len(benchmark.records(s)) for s in (split or SPLITS))
+    with shard_progress("import", total=-(-entries // shard_size)) as report:  # a bar, not a line per shard
+        result = import_benchmark(
+            benchmark, out, shard_size=shard_size, name=name, splits=split or None, workers=workers, on_shard=report,
+            descriptions=descriptions,
+        )
     if result.duplicates:
         typer.echo(f"warning: {annotations}: {result.duplicates} exact duplicate annotation "
                    f"entr{'y' if result.duplicates == 1 else 'ies'} skipped (the first of each was imported)", err=True)

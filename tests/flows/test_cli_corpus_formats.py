@@ -165,3 +165,15 @@ def test_cuhk_pedes_export_of_an_mllm_corpus_numbers_identities_for_irra(lup, tm
     sample = pedes("corpus", "sample", str(out), "--kind", "dynamic", "-n", "2", "--json", cwd=tmp_path)
     rows = [json.loads(line) for line in sample.stdout.splitlines()]
     assert len(rows) == 2 and {r["kind"] for r in rows} == {"dynamic"}
+
+
+def test_imports_show_a_progress_bar_not_a_line_per_shard(lup, tmp_path):
+    images, caps, names, files = lup
+    env_run = {**os.environ, "PYTHONPATH": str(REPO), "FORCE_COLOR": "1", "COLUMNS": "120"}
+    run = subprocess.run([sys.executable, "-c", "from flows.cli import main; main()", "corpus", "import", "--format",
+                          "luperson-mllm", "--annotations", str(caps), "--images", str(images), "--out",
+                          str(tmp_path / "c"), "--shard-size", "2"], cwd=tmp_path, env=env_run, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "import: shard 2" in run.stderr  # the bar (stderr, a terminal forced)
+    assert "shard 0000" not in run.stdout and len(run.stdout.strip().splitlines()) == 1  # one summary line
