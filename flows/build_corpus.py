@@ -4,15 +4,18 @@ mark done) → manifest + dataset card → run summary artifact.
 
 Wiring only — the work is :class:`caption_gen.captioning.engine.CaptionEngine`:
 
-* **plan** (:func:`plan_task`): ``engine.plan()`` (sorted discovery + content hashes, so shard ``i``
-  always holds the same images), minus what the done shards already cover (:mod:`flows.shard_plan`: a
-  resumed run redoes exactly the missing shards; a folder that gained images gets shards of only the new
-  ones); each pending shard's image list is written to a small JSON file in the
+* **plan** (:func:`plan_task`): ``engine.check_resume`` (the run fingerprint of the done shards) and
+  ``engine.plan(markers)`` — the one planner of :mod:`caption_gen.captioning.plan`, shared with
+  ``pedes caption``: by content against the done markers (a resumed run redoes exactly the missing
+  shards, a folder that gained images gets shards of only the new ones, done shards holding generation
+  errors are redone for those jobs); each pending shard's image list is written to a small JSON file in the
   run's work folder (``<out>.flow/plans/``) and tasks receive that *path* — no image lists or rows travel
   through Prefect, and every task returns only a small stats dict.
 * **shard** (:func:`caption_shard_task`): idempotent — a done shard returns its marker's stats and
-  writes nothing; otherwise ``engine.caption_shard`` + ``CorpusWriter.write_shard`` (atomic files, done
-  marker last). Prefect retries it with exponential backoff. The engine (instructions + model backends)
+  writes nothing (a redo only while the marker's revision is the planned one); otherwise
+  ``engine.caption_shard`` + ``engine.write_shard`` (atomic files, done marker last; the engine counts
+  backend calls, errors, timeouts, empty outputs and regenerations into the marker). A shard whose
+  generation errors exceed ``caption.retry.max_generation_error_share`` raises (not done). Prefect retries it with exponential backoff. The engine (instructions + model backends)
   is built once per worker process and reused by later shard tasks (:func:`_engine_for`, plus the
   per-process backend cache of ``caption_gen.backends.factory``); the flow closes it at the end.
 * **GPU discipline**: with the thread runner a shard holds a process-wide GPU slot while captioning
@@ -43,7 +46,6 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,8 +53,8 @@ from prefect import flow, task
 from pydantic import Field
 
 from caption_gen.captioning.config import CaptionRunConfig
-from pedes_core.configuration import ConfigModel, ConfigPath, load_config, save_resolved
 from flows.runners import RunnerConfig, gpu_slot, remote_options, task_runner_for
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config, save_resolved
 
 FLOW_NAME = "build-corpus"
 
@@ -279,9 +281,8 @@ def _acceptance(root: Path, index: int, stats: dict[str, Any]) -> dict[str, dict
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from caption_gen.corpus.writer import _by_kind_model
-
     from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA
+    from caption_gen.corpus.writer import _by_kind_model
 
     caps = pq.read_table(root / stats["captions_file"]) if stats.get("captions_file") else CAPTION_SCHEMA.empty_table()
     rej = pq.read_table(root / stats["rejects_file"]) if stats.get("rejects_file") else REJECT_SCHEMA.empty_table()

@@ -15,8 +15,9 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic.functional_validators import BeforeValidator
 
 from caption_gen.backends.spec import ModelSpec
-from pedes_core.configuration import ConfigModel, ConfigPath
 from caption_gen.validation.policy import ValidationPolicy
+from pedes_core.configuration import ConfigModel, ConfigPath
+
 
 def _resolve_source(value: Any, info: ValidationInfo) -> Any:
     """An image source (folder, list file, glob, fsspec URL) as a string; a relative local one resolves

@@ -51,10 +51,10 @@ from caption_gen.captioning.plan import RunPlan, ShardPlan, plan_run
 from caption_gen.corpus.errors import CorpusError
 from caption_gen.corpus.rows import caption_row, reject_row
 from caption_gen.corpus.writer import CorpusWriter
-from pedes_core.errors import ConfigError
 from caption_gen.images.decode import DecodedImage, ImageRejected, decode_image
 from caption_gen.instructions.bank import Instruction, InstructionSet
 from caption_gen.validation.validate import validate_caption
+from pedes_core.errors import ConfigError
 
 _SEED_MODULUS = 2**31
 

@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caption_gen.corpus.schema import RETRYABLE_REASONS
 from caption_gen.images.decode import ImageRejected, find_duplicates
 from caption_gen.images.discovery import ImageRef, discover_images
-
-from caption_gen.corpus.schema import RETRYABLE_REASONS
 
 __all__ = ["RETRYABLE_REASONS", "DoneState", "RunPlan", "ShardPlan", "plan_run", "plan_shards", "read_done"]
 

@@ -16,7 +16,6 @@ from caption_gen.corpus import manifest as mf
 from caption_gen.corpus.errors import CorpusError, NotACorpusError
 from caption_gen.corpus.lock import CorpusLock
 
-
 _SHARD_FILE = re.compile(r"^(?:captions|rejects)-(\d+)(?:\.r\d+)?\.parquet$")
 
 

@@ -22,10 +22,16 @@ import pyarrow.parquet as pq
 
 from caption_gen.corpus import manifest as mf
 from caption_gen.corpus.card import render_card
-from pedes_core.logs import announce_run_dir
 from caption_gen.corpus.errors import CorpusError, ShardSchemaError
 from caption_gen.corpus.lock import CorpusLock
-from caption_gen.corpus.schema import CAPTION_SCHEMA, REJECT_SCHEMA, RETRYABLE_REASONS, ROW_KEY, SCHEMA_VERSION
+from caption_gen.corpus.schema import (
+    CAPTION_SCHEMA,
+    REJECT_SCHEMA,
+    RETRYABLE_REASONS,
+    ROW_KEY,
+    SCHEMA_VERSION,
+)
+from pedes_core.logs import announce_run_dir
 
 PARQUET_COMPRESSION = "zstd"
 _MAX_REPORTED = 5

@@ -18,7 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]

@@ -49,9 +49,9 @@ from typing import Any
 
 from caption_gen.corpus.errors import CorpusError
 from caption_gen.corpus.rows import caption_row, reject_row
-from pedes_core.errors import InputError
 from caption_gen.images.decode import DEFAULT_MAX_PIXELS, ImageRejected, decode_image, hash_file
 from caption_gen.images.discovery import ImageRef
+from pedes_core.errors import InputError
 from training.data.benchmarks import SPLITS, Benchmark, ImageRecord, load_benchmark
 
 log = logging.getLogger(__name__)
