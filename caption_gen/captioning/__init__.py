@@ -1,1 +1,1 @@
-"""The captioning engine: discovery → decode → batched generation → validation/retry → shards (issue 3)."""
+"""The captioning engine: discovery → decode → batched generation → validation/retry → shards (DESIGN §3)."""

@@ -1,4 +1,4 @@
-"""``CaptionRunConfig``: everything one ``pedes caption`` run needs (issue 3 items 3 and 5).
+"""``CaptionRunConfig``: everything one ``pedes caption`` run needs (DESIGN §3; README "Configuration reference").
 
 Loaded with :func:`pedes_core.configuration.load_config` (YAML file + CLI flags as defaults +
 ``--set`` overrides). Several ``models`` × several ``kinds`` → every (image, kind, model) caption once.

@@ -1,4 +1,4 @@
-"""``pedes corpus validate``: every check a consumer of a corpus relies on (issue 2 item 6).
+"""``pedes corpus validate``: every check a consumer of a corpus relies on (DESIGN §2).
 
 Checks, each problem reported (never stops at the first):
 

@@ -1,4 +1,4 @@
-"""Shard writer of the Parquet corpus (DESIGN.md §2, issue 2 item 6).
+"""Shard writer of the Parquet corpus (DESIGN.md §2).
 
 Crash safety: each shard's files are written under a hidden temporary name and renamed
 (``os.replace``, atomic on POSIX), the captions file first, then the rejects file, and the done

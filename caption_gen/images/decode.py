@@ -1,6 +1,6 @@
 """Decoding and validation of discovered images: bytes → content hash → Pillow → RGB.
 
-Issue 2 item 5. :func:`decode_image` never lets a bad file crash a run: every failure is an
+DESIGN §3 (images). :func:`decode_image` never lets a bad file crash a run: every failure is an
 :class:`ImageRejected` with a machine-readable ``reason`` (the reject row's ``reason``):
 
 ================================  ==================================================================

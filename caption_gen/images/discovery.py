@@ -1,6 +1,6 @@
 """Image discovery: a directory walk, a list file or a glob pattern, on a local path or an fsspec URL.
 
-Issue 2 item 5. Every source becomes a deterministic, sorted list of :class:`ImageRef`; nothing is
+DESIGN §3 (images). Every source becomes a deterministic, sorted list of :class:`ImageRef`; nothing is
 decoded here (see :mod:`caption_gen.images.decode`). Choices:
 
 * a **directory** is walked recursively; files are kept when their extension (case-insensitive) is

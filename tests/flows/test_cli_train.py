@@ -89,7 +89,7 @@ def synth_benchmark(tmp_path_factory) -> Path:
 
 
 def test_pretrain_then_finetune_then_protocol_tables(synth_benchmark, tmp_path, capsys):
-    """Done-when of issue 5 on synthetic data: ground-truth captions imported as a corpus → pretrain
+    """The training protocol (DESIGN §5, docs/training.md) on synthetic data: ground-truth captions imported as a corpus → pretrain
     recipe → fine-tune recipe from its checkpoint → direct-transfer and fine-tune tables."""
     ann, imgs = synth_benchmark / "reid_raw.json", synth_benchmark / "imgs"
     corpus = tmp_path / "corpus"
