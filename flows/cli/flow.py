@@ -40,12 +40,20 @@ def run(
     name: Annotated[str, typer.Argument(help="Flow name (see 'pedes flow list').")],
     config: Annotated[Path, typer.Option("--config", "-c", help="The flow's YAML config (configs/flows/*.yaml).")],
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Config override KEY=VALUE (repeatable).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the config and print the plan (build-corpus: images, shards, "
+                           "requests = images × kinds × models, done vs pending); run nothing.")
+    ] = False,
 ) -> None:
     """Run one flow locally against Prefect's ephemeral API (or PREFECT_API_URL when set)."""
     from flows.registry import configured_flow, get_flow
 
     entry = get_flow(name)  # unknown name → ConfigError before Prefect starts
     _, cfg = configured_flow(name, config, overrides or [])  # config errors exit 2 before Prefect starts
+    if dry_run:
+        for line in _plan_lines(name, cfg):
+            typer.echo(line)
+        return
     entry.preflight(cfg)  # e.g. build-corpus: another run holds the corpus lock → clear error, exit 1
     from flows.cli.logs import attach_run_dir
     from flows.registry import run_flow
@@ -55,6 +63,34 @@ def run(
         attach_run_dir(folder)  # Prefect / library logs of the run: docs/logging.md
     summary = run_flow(name, config, overrides or [])
     typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+def _plan_lines(name: str, cfg) -> list[str]:
+    """What ``flow run`` would do, without Prefect (build-corpus: the captioning engine's own planner)."""
+    out = _output_folder(cfg)
+    lines = [f"{name}: config valid; output: {out if out is not None else '(see config)'}"]
+    cap = getattr(cfg, "caption", None)
+    if name != "build-corpus" or cap is None:
+        return lines + ["no shard plan for this flow; it runs as configured"]
+    from caption_gen.captioning.engine import CaptionEngine
+    from caption_gen.corpus.manifest import read_markers
+
+    root = Path(str(cap.out))
+    markers = read_markers(root) if root.is_dir() else {}
+    engine = CaptionEngine(cap)
+    engine.load_instructions()
+    plan = engine.plan(markers)
+    jobs = [(k, m.label) for m in cap.models for k in cap.kinds]
+    pending_images = sum(len(s.images) for s in plan.shards)
+    requests = sum(len(s.jobs.get(ref.path, jobs)) if s.jobs else len(jobs) for s in plan.shards for ref, _ in s.images)
+    lines += [
+        f"images: {plan.total_images} found, {plan.covered} already in the corpus, {pending_images} to caption",
+        f"shards: {len(set(markers) | {s.index for s in plan.shards})} in all, {len(markers)} done, "
+        f"{len(plan.shards)} pending (shard size {cap.shard_size})",
+        f"requests: {requests} = images × kinds × models ({len(cap.kinds)} kinds × {len(cap.models)} models: "
+        + ", ".join(f"{k}/{m}" for k, m in jobs) + ")",
+    ]
+    return lines
 
 
 def _output_folder(cfg) -> Path | None:

@@ -67,3 +67,18 @@ def test_flow_list_describes_each_flow(capsys):
         assert re.search(rf"^{re.escape(name)}\s+{re.escape(entry.summary)}$", out, re.M), name
     for name in ("build-corpus", "style-clusters", "mine-templates", "train"):
         assert f"pedes flow run {name} -c configs/flows/{name.replace('-', '_')}.yaml" in out
+
+
+def test_flow_run_dry_run_prints_the_plan_and_runs_nothing(tmp_path, synth_small, stub_config_writer, capsys):
+    n = len(sorted((synth_small / "imgs").rglob("*.jpg")))
+    out = tmp_path / "corpus"
+    cfg = stub_config_writer(tmp_path / "bc.yaml", synth_small / "imgs", out)
+    with pytest.raises(SystemExit) as info:
+        main(["flow", "run", "build-corpus", "-c", str(cfg), "--dry-run"])
+    assert info.value.code in (None, 0)
+    text = capsys.readouterr().out
+    shards = -(-n // 6)
+    assert f"images: {n} found, 0 already in the corpus, {n} to caption" in text
+    assert f"shards: {shards} in all, 0 done, {shards} pending (shard size 6)" in text
+    assert f"requests: {2 * n} = images × kinds × models (2 kinds × 1 models: static/stub-a, identity/stub-a)" in text
+    assert not out.exists()
