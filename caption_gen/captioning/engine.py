@@ -37,11 +37,13 @@ int below 2**31 — stable across reruns, machines and shard sizes.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from caption_gen.backends.base import CaptionBackend, GenerationRequest, GenerationResult
@@ -442,11 +444,14 @@ class CaptionEngine:
             self.prepare()
         accepted = rejected = written = skipped = images = 0
         failure: ShardFailedError | None = None
+        fresh = not Path(cfg.out).exists()
         with CorpusWriter(cfg.out, image_root=cfg.image_root) as writer:
             markers = read_markers(writer.root)
             self.check_resume(markers)
             plan = plan or self.plan(markers)
             if plan.total_images == 0:
+                if fresh:  # leave no empty corpus folder behind for a source without images
+                    shutil.rmtree(writer.root, ignore_errors=True)
                 raise ConfigError(f"images: no images found in {cfg.images}")
             if writer.image_root is None:
                 writer.image_root = plan.image_root
