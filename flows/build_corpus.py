@@ -30,7 +30,8 @@ Wiring only — the work is :class:`caption_gen.captioning.engine.CaptionEngine`
   failed included) go into the run summary, with the worker processes that ran shards and how many
   times an engine was loaded (once per worker process and config). A shard task that
   still fails after its retries is listed in the summary (``failed_shards``) and left not done, so the next
-  run redoes it (``task.on_shard_failure: reject`` writes its images as ``flow:shard_failed`` rejects).
+  run redoes it, and the flow run then fails (after the summary is written) with an error naming the shards
+  (``task.on_shard_failure: reject`` instead writes its images as ``flow:shard_failed`` rejects).
 * **one writer per corpus**: the flow process holds the corpus lock (``caption_gen.corpus.lock``) for
   the whole run — a second run on the same output folder refuses to start with a clear message; shard
   tasks write under that lock (``lock=False``) and the flow finalizes.
@@ -405,6 +406,12 @@ def build_corpus_flow(config: str, overrides: list[str] | None = None) -> dict[s
         (work / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
         publish_markdown(corpus_summary_markdown(summary), key="build-corpus-summary",
                          description=f"build-corpus run summary ({cap.corpus_name})", out=work / "summary.md")
+        left = sorted(i for i in failed if cfg.task.on_shard_failure == "leave" or i in plan.get("redo", []))
+        if left:  # not finished work: the flow run fails (non-zero exit), the summary names every shard
+            from caption_gen.corpus.errors import CorpusError
+
+            raise CorpusError(f"build-corpus {cap.corpus_name}: shard(s) {left} failed and are not done (a rerun "
+                              f"redoes them): {failed[left[0]][:300]}; summary: {work / 'summary.json'}")
         return summary
     finally:
         release_engines()

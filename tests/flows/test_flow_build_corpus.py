@@ -6,6 +6,7 @@ a second concurrent run on the same corpus is refused by the writer lock."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import threading
 import time
@@ -147,7 +148,11 @@ def test_injected_backend_faults_end_as_rejects_with_retry_counts(tmp_path, synt
     data["task"]["batch_timeout_s"] = 0.5
     cfg.write_text(yaml.safe_dump(data))
 
-    s = run_flow("build-corpus", cfg)
+    from caption_gen.corpus.errors import CorpusError
+
+    with pytest.raises(CorpusError, match=r"shard\(s\) \[5\] failed and are not done .*shard 5 always fails"):
+        run_flow("build-corpus", cfg)  # unfinished work fails the flow run, after the summary is written
+    s = json.loads((tmp_path / "corpus.flow" / "summary.json").read_text())
     assert s["failed_shards"] == [5] and "shard 5 always fails" in s["failures"]["5"]
     assert s["task_retries"] >= 2  # shard 3 once, shard 5 once (task.retries: 1)
     assert s["backend_timeouts"] == 2 and s["backend_retries"] >= 4 and s["empty_outputs"] == 2
