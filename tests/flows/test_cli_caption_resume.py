@@ -291,6 +291,15 @@ def test_corrupt_done_shard_names_the_shard_and_the_repair_command(pool, tmp_pat
     caps, _ = _keys(out)
     assert len(caps) == 7
 
+    (out / "shards" / "_done" / "00000.json").write_text('{"rows": 2, "captions_')  # a torn marker
+    torn = _caption(tmp_path, images, out, "--shard-size", "2", "--kinds", "static")
+    assert torn.returncode == 1 and "Traceback" not in torn.stderr, torn.stderr
+    assert "shard 0" in torn.stderr and f"pedes corpus redo-shard {out} 0" in torn.stderr
+    assert pedes(tmp_path, "corpus", "redo-shard", str(out), "0").returncode == 0
+    assert _caption(tmp_path, images, out, "--shard-size", "2", "--kinds", "static").returncode == 0
+    _assert_complete(tmp_path, out, images, ["static"])
+    assert len(_keys(out)[0]) == 7
+
 
 def test_run_refused_by_the_lock_keeps_the_running_runs_resolved_config(pool, tmp_path):
     images, out = tmp_path / "imgs", tmp_path / "corpus"
