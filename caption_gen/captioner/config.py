@@ -53,6 +53,8 @@ class CaptionerConfig(ConfigModel):
     text_hidden: int = Field(128, ge=64)
     text_layers: int = Field(3, ge=1)
     vocab_size: int = Field(1024, ge=300)
+    #: continue from the weights (and tokenizer) of an earlier captioner folder instead of random ones.
+    init_from: ConfigPath | None = None
     #: torch threads (None: torch's default).
     threads: int | None = Field(None, ge=1)
     log_every: int = Field(50, ge=1)
@@ -60,8 +62,16 @@ class CaptionerConfig(ConfigModel):
     def cache_key(self, data_fingerprint: str) -> str:
         """Hash of everything that changes the trained weights: the config (minus where outputs go and
         threads), the data and :data:`TRAINER_VERSION`."""
-        body = self.model_dump(mode="json", exclude={"out", "cache_dir", "threads", "log_every", "synthetic"})
-        payload = json.dumps({"config": body, "data": data_fingerprint, "v": TRAINER_VERSION}, sort_keys=True)
+        body = self.model_dump(mode="json", exclude={"out", "cache_dir", "threads", "log_every", "synthetic",
+                                                      "init_from"})
+        init = None
+        if self.init_from is not None:
+            try:
+                init = json.loads((Path(self.init_from) / "captioner.json").read_text())["key"]
+            except (OSError, ValueError, KeyError):
+                init = str(self.init_from)
+        payload = json.dumps({"config": body, "data": data_fingerprint, "v": TRAINER_VERSION, "init": init},
+                             sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def resolved_cache_dir(self) -> Path:

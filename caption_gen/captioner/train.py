@@ -103,8 +103,14 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     texts = [instructions.render(k, image_id="-", seed=0).text for k in ("static", "identity", "clothing")]
     texts += [instructions.render("dynamic", image_id="-", seed=0, template_id=t.template_id).text
               for t in instructions.templates]
-    tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size)
-    processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size)
+    if cfg.init_from is not None:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(cfg.init_from)
+        tokenizer = processor.tokenizer
+    else:
+        tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size)
+        processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size)
     prompts = engine_prompts(instructions, processor, cfg.image_size)
     pixels = []
     for start in range(0, len(records), 256):
@@ -115,9 +121,15 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     say(f"captioner {key}: {len(records)} images of {len({r.person_id for r in records})} people from {synth}, "
         f"vocab {len(tokenizer)}, {len(prompts)} prompts ({t_data:.1f} s)")
 
-    model = build_model(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size,
-                        vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers,
-                        text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed)
+    if cfg.init_from is not None:
+        from transformers import LlavaForConditionalGeneration
+
+        torch.manual_seed(cfg.seed)
+        model = LlavaForConditionalGeneration.from_pretrained(cfg.init_from)
+    else:
+        model = build_model(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size,
+                            vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers,
+                            text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed)
     n_tokens = (cfg.image_size // cfg.patch_size) ** 2
     sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
     aux_head = torch.nn.Linear(n_tokens * cfg.text_hidden, sum(sizes))
