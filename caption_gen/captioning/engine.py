@@ -252,7 +252,8 @@ class CaptionEngine:
             for img in images:
                 if only is not None and (kind, spec.label) not in only.get(img.ref.path, ()):
                     continue
-                instr = self.instructions.render(kind, image_id=img.image_id, seed=self.cfg.seed, styled=self.cfg.styled)
+                instr = self.instructions.render(kind, image_id=img.image_id, seed=self.cfg.seed, styled=self.cfg.styled,
+                                                  model=spec.label)
                 d = instr.sampling
                 jobs.append(_Job(
                     image=img, kind=kind, model=spec.label, instruction=instr,

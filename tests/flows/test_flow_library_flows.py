@@ -31,7 +31,7 @@ def _artifact(key: str) -> str:
 
 
 def test_flow_names():
-    assert flow_names() == ["build-corpus", "style-clusters", "mine-templates", "train"]
+    assert flow_names() == ["build-corpus", "style-clusters", "mine-templates", "train", "repro"]
 
 
 def test_style_clusters_flow(tmp_path, synth_small):

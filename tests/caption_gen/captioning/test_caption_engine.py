@@ -38,6 +38,9 @@ def test_two_models_four_kinds_valid_corpus_and_idempotent_rerun(engine_images, 
     assert df.groupby(["image_id", "kind", "model"]).size().eq(1).all()
     dyn = df[df["kind"] == "dynamic"]
     assert dyn["template_id"].notna().all() and df[df["kind"] != "dynamic"]["template_id"].isna().all()
+    # seed 002 §3.1: the TDE template is drawn per call, so two MLLMs get their own template for an image
+    per_image = dyn.pivot(index="image_id", columns="model", values="template_id")
+    assert (per_image["stub-a"] != per_image["stub-b"]).mean() > 0.5
     assert df["instruction_sha256"].str.len().eq(64).all() and df["instruction_id"].notna().all()
     assert (df["attempt"] == 1).all() and df["validation"].map(lambda v: v["passed"]).all()
     row = df.iloc[0]
