@@ -13,7 +13,7 @@ Measured and printed, not asserted: text→image clothes-change retrieval (query
 targets are the same identity in the unseen outfit 2, distractors wear the query's outfit 0) of BDAM's
 stage-1 feature vs the same backbone without BDAM. At this tiny scale (32×32 images, 1-layer encoders,
 240 CPU steps) both are close to chance and which one wins depends on the seed, so asserting it would test
-luck; issue 7's "BDAM beats the plain backbone" claim needs a larger run than a unit test.
+luck; the claim "BDAM beats the plain backbone" (seed 000 Table 1) needs a larger run than a unit test.
 
 Both models: same tiny ViT + BERT, same steps, seed and PK batches; the fusion (``info``) task is disabled
 in both to keep the test short (stage-1 features are compared)."""
