@@ -168,3 +168,29 @@ def test_bad_params_and_checkpoints_are_config_errors(
     torch.save({"weights": {}}, tmp_path / "bad.pt")
     with pytest.raises(ConfigError, match="'model'"):
         method.load_pretrained(tmp_path / "bad.pt")
+
+
+def test_mlm_head_on_masked_positions_only_equals_the_full_vocabulary_loss(method_model_config, method_tokenizer,
+                                                                          method_batch) -> None:
+    """The MLM head projects only the masked positions to the vocabulary; loss, accuracy and gradients are
+    those of the full [B, L, V] computation (IRRA's token-mean cross-entropy)."""
+    from training.losses.mlm import IGNORE_INDEX, mlm_loss
+    from training.registry import METHODS
+
+    torch.manual_seed(0)
+    method = METHODS.build("irra", model=method_model_config, num_classes=3, num_captions=4,
+                           tokenizer=method_tokenizer)
+    tokens = method_batch["text_tokens"]
+    labels = torch.full_like(tokens, IGNORE_INDEX)
+    labels[:, 1:4] = tokens[:, 1:4]
+    image_tokens = torch.randn(4, 9, method.cross_modal.width)
+    text_states = torch.randn(4, tokens.shape[1], image_tokens.shape[-1], requires_grad=True)
+    fast = method._mlm_losses(text_states, image_tokens, labels)
+    full_logits = method.mlm_head(method.cross_modal(text_states, image_tokens))
+    slow = method.params.mlm_weight * mlm_loss(full_logits, labels)
+    assert torch.allclose(fast["mlm_loss"], slow, atol=1e-5)
+    g_fast = torch.autograd.grad(fast["mlm_loss"], text_states, retain_graph=True)[0]
+    g_slow = torch.autograd.grad(slow, text_states)[0]
+    assert torch.allclose(g_fast, g_slow, atol=1e-6)
+    none = method._mlm_losses(text_states, image_tokens, torch.full_like(tokens, IGNORE_INDEX))
+    assert float(none["mlm_loss"]) == 0.0 and none["mlm_loss"].requires_grad
