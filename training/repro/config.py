@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, load_config
+from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, OutputPath, load_config
 
 
 class WorldConfig(ConfigModel):
@@ -75,7 +75,8 @@ class ClothesChangeConfig(ConfigModel):
 class ReproConfig(ConfigModel):
     """Everything ``pedes repro`` needs; ``quick`` variants shrink the sizes (``quick_overrides``)."""
 
-    out: ConfigPath = Path("repro-output")
+    #: output folder; relative: against the current directory (``--out`` sets it)
+    out: OutputPath = Path("repro-output")
     world: WorldConfig = Field(default_factory=WorldConfig)
     captioning: CaptioningConfig = Field(default_factory=CaptioningConfig)
     #: the CPU retrieval profile used for fine-tuning (and, with the method swapped, pretraining)
