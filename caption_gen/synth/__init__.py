@@ -1,4 +1,4 @@
-"""Procedural synthetic pedestrians: the demo data and the learnable test data (issue 2 item 4)."""
+"""Procedural synthetic pedestrians: the demo data and the learnable test data (DESIGN.md §8, §9)."""
 
 from caption_gen.synth.attributes import (
     Camera,

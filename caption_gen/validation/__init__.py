@@ -1,4 +1,4 @@
-"""Caption validation (issue 3 §4): lexicons, one function per rule, a policy, and ``validate_caption``."""
+"""Caption validation (DESIGN.md §3): lexicons, one function per rule, a policy, and ``validate_caption``."""
 
 from caption_gen.validation.policy import ValidationPolicy
 from caption_gen.validation.validate import ValidationResult, validate_caption

@@ -1,4 +1,4 @@
-"""Attribute lexicons for caption validation (issue 3 §4; seed 000 §3.3 "validation for attribute coverage").
+"""Attribute lexicons for caption validation (DESIGN.md §3; seed 000 §3.3 "validation for attribute coverage").
 
 A lexicon-based detector: a caption *covers* an attribute group when one of the group's words or phrases
 occurs in it. Matching is on lower-cased ASCII word tokens (hyphens and apostrophes split words, so

@@ -77,7 +77,7 @@ class EffectivePolicy(ConfigModel):
 
 
 class ValidationPolicy(ConfigModel):
-    """Thresholds of the validation rules (issue 3 §4)."""
+    """Thresholds of the validation rules (DESIGN.md §3)."""
 
     min_words: int | None = Field(default=None, ge=0, description="Override of every kind's minimum words.")
     max_words: int | None = Field(default=None, ge=1, description="Override of every kind's maximum words.")

@@ -1,4 +1,4 @@
-"""Caption validation rules (issue 3 §4, DESIGN §3 "Validation before a caption is accepted").
+"""Caption validation rules (DESIGN.md §3 "Validation before a caption is accepted").
 
 One small function per rule. Each returns the list of named reasons it finds (empty list: the rule
 passes). Reasons are stable short names written into corpus rows and rejects:

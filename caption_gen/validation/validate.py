@@ -1,4 +1,4 @@
-"""``validate_caption``: run every validation rule on one caption (issue 3 §4).
+"""``validate_caption``: run every validation rule on one caption (DESIGN.md §3).
 
 Rules run in a fixed order; an ``empty`` caption stops there (no other rule is meaningful). Coverage is
 computed for every kind over that kind's attribute groups and stored per row; ``low_coverage`` rejects

@@ -1,4 +1,4 @@
-"""The training loop shared by every registered method (issue 5 item 1; seed 002 §4.2).
+"""The training loop shared by every registered method (DESIGN.md §5 "Engine"; seed 002 §4.2).
 
 One optimizer step = ``accumulation_steps`` micro-batches on each of ``world_size`` processes; the
 method's ``forward(batch)`` returns a dict whose ``*_loss`` entries are summed (the method applies its

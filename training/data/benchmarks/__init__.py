@@ -1,4 +1,4 @@
-"""Loaders of the public text-to-image ReID benchmarks (issue 2 item 7, DESIGN.md §5).
+"""Loaders of the public text-to-image ReID benchmarks (DESIGN.md §5).
 
 ``load_benchmark(name, annotations, images)`` reads CUHK-PEDES (``reid_raw.json``), ICFG-PEDES
 (``ICFG-PEDES.json``), RSTPReid (``data_captions.json``), UFine6926 and UFine3C into a

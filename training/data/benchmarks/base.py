@@ -1,5 +1,5 @@
 """Shared machinery of the benchmark loaders: strict annotation parsing, image checks, splits,
-train-id remapping and the :class:`Benchmark` object (issue 2 item 7, DESIGN.md §5).
+train-id remapping and the :class:`Benchmark` object (DESIGN.md §5).
 
 Every supported format is a JSON list of objects, one per image, holding a person id, a path
 relative to the image root, a split name and a list of captions; formats differ only in key names

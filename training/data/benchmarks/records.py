@@ -1,5 +1,5 @@
 """What a benchmark loader returns: one :class:`ImageRecord` per annotated image and one
-:class:`PedesSample` per (image, caption) pair (issue 2 item 7)."""
+:class:`PedesSample` per (image, caption) pair (DESIGN.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Benchmark name → format, and :func:`load_benchmark`, the one entry point (issue 2 item 7).
+"""Benchmark name → format, and :func:`load_benchmark`, the one entry point (DESIGN.md §5).
 
 Names: ``cuhk-pedes``, ``icfg-pedes``, ``rstpreid``, ``ufine6926``, ``ufine3c``; case and ``_``/``-``
 do not matter (``CUHK_PEDES`` works). Alias ``ufine`` (used by ``pedes corpus import --format ufine``)
