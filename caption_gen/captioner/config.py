@@ -70,8 +70,10 @@ class CaptionerConfig(ConfigModel):
                 init = json.loads((Path(self.init_from) / "captioner.json").read_text())["key"]
             except (OSError, ValueError, KeyError):
                 init = str(self.init_from)
-        payload = json.dumps({"config": body, "data": data_fingerprint, "v": TRAINER_VERSION, "init": init},
-                             sort_keys=True)
+        parts = {"config": body, "data": data_fingerprint, "v": TRAINER_VERSION}
+        if init is not None:
+            parts["init"] = init
+        payload = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def resolved_cache_dir(self) -> Path:
