@@ -10,7 +10,7 @@ benchmark; for a corpus recipe its training split is imported as a corpus of ``h
 kind ``identity``/``clothing`` and supplied the same way), training stops after a few steps, a ``method.pretrained`` checkpoint and
 local encoder weights named in the method params (:data:`WEIGHT_PARAMS`, e.g. BDAM's ViT/BERT directories)
 are not loaded, size knobs that a method keeps in its params instead of ``model:``
-(:data:`SMOKE_METHOD_PARAMS`, applied only to methods whose constructor names them — BDAM's branch depth,
+(``TrainingMethod.smoke_params``, declared by each method — BDAM's branch depth,
 fusion width, hard negatives, re-ranking depth) are shrunk like the model, ``eval.rerank_top_k`` is capped, (smoke checks the recipe, not the weights), and the synthetic test split is evaluated.
 The run directory (with ``results.json``) goes to ``<engine.output_dir>/smoke/``.
 """
@@ -33,9 +33,6 @@ SMOKE_BATCH = 16
 SMOKE_CORPUS_SPLIT = "train"
 #: method params naming local pretrained weights; dropped so the method builds its tiny random encoders
 WEIGHT_PARAMS = ("image_encoder", "text_encoder")
-#: tiny values of architecture/cost params kept in ``method.params`` (the smoke checks wiring, not scale)
-SMOKE_METHOD_PARAMS: dict[str, Any] = {"depth": 1, "heads": 2, "fusion_dim": 32, "hard_negatives": 1,
-                                       "rerank_top_k": 4}
 SMOKE_RERANK_TOP_K = 4
 SMOKE_QUERY_KINDS = ["human"]  # import_corpus.HUMAN_KIND: the imported captions are the smoke queries
 
@@ -114,17 +111,13 @@ def smoke_recipe(recipe: RecipeConfig, work: Path) -> RecipeConfig:
 
 
 def smoke_method_params(recipe: RecipeConfig) -> dict[str, Any]:
-    """The recipe's method params without local weight paths and with :data:`SMOKE_METHOD_PARAMS` for the
-    names the method's constructor accepts."""
-    import inspect
-
+    """The recipe's method params without local weight paths and with the small sizes the method declares
+    for smoke runs (``TrainingMethod.smoke_params``, e.g. BDAM's branch depth and fusion width)."""
     import training.methods  # noqa: F401  (registers the built-in methods)
     from training.registry import METHODS
 
-    accepted = inspect.signature(METHODS.get(recipe.method.name)).parameters
-    named = {k for k, v in accepted.items() if v.kind in (v.KEYWORD_ONLY, v.POSITIONAL_OR_KEYWORD)}
     params = {k: v for k, v in recipe.method.params.items() if k not in WEIGHT_PARAMS}
-    params.update({k: v for k, v in SMOKE_METHOD_PARAMS.items() if k in named})
+    params.update(getattr(METHODS.get(recipe.method.name), "smoke_params", {}))
     return params
 
 

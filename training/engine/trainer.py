@@ -150,10 +150,9 @@ class Trainer:
         check_rerank_support(self.method, recipe.eval.rerank_top_k)  # before any training, not at validation
         if recipe.method.pretrained is not None:
             self.method.load_pretrained(recipe.method.pretrained)
-        if hasattr(self.method, "set_run_dir"):
-            self.method.set_run_dir(self.run_dir)
+        self.method.set_run_dir(self.run_dir)
         self.method.to(self.device)
-        self.tokenizer = self.method.tokenizer if hasattr(self.method, "tokenizer") else None
+        self.tokenizer = self.method.tokenizer
         if self.tokenizer is None:
             from training.tokenization import ClipTokenizer
 

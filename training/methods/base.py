@@ -25,10 +25,25 @@ engine into the total loss (the method applies its own weights); other keys are 
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
+from pydantic import BaseModel, ValidationError
 from torch import nn
+
+from pedes_core.configuration import format_validation_error
+from pedes_core.errors import ConfigError
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def parse_method_params(params_model: type[P], params: dict[str, Any], name: str) -> P:
+    """``method.params`` validated by the method's typed params model; errors name the method and field."""
+    try:
+        return params_model.model_validate(params)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, f"method {name!r} params")) from None
 
 
 class TrainingMethod(nn.Module):
@@ -63,6 +78,13 @@ class TrainingMethod(nn.Module):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+    def load_pretrained(self, path: Path | str) -> Any:
+        """Initialise from an engine checkpoint (``method.pretrained``); methods that cannot say so."""
+        raise ConfigError(f"method.pretrained: method {type(self).__name__} cannot load a pretrained checkpoint")
+
+    def set_run_dir(self, path: Path | str) -> None:
+        """Called once by the trainer with the run directory (e.g. NAM's noise store lives there)."""
 
     def rerank_scores(self, query_tokens: torch.Tensor, gallery_images: torch.Tensor) -> torch.Tensor | None:
         """Optional pairwise stage-2 scorer: one score per (query_tokens[p], gallery_images[p]) pair → [P].

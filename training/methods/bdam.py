@@ -67,7 +67,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -114,6 +114,9 @@ class BDAMMethod(TrainingMethod):
     """Seed 000: ViT + BERT, BDAM decoupling, Mamba fusion, GradNorm-balanced multi-task loss."""
 
     supports_rerank = True
+    #: ``pedes train --smoke`` sizes of the params BDAM keeps in ``method.params`` (wiring, not scale)
+    smoke_params: ClassVar[dict[str, Any]] = {"depth": 1, "heads": 2, "fusion_dim": 32, "hard_negatives": 1,
+                                              "rerank_top_k": 4}
 
     def __init__(
         self,

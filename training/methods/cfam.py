@@ -53,8 +53,7 @@ from training.losses.cfam_losses import (
     sdm_loss_from_similarity,
 )
 from training.losses.sdm import DEFAULT_TEMPERATURE
-from training.methods.base import TrainingMethod
-from training.methods.luperson_mllm import _parse
+from training.methods.base import TrainingMethod, parse_method_params
 from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.models.granularity_decoder import GranularityDecoder
@@ -103,7 +102,7 @@ class CfamMethod(TrainingMethod):
         **params: Any,
     ) -> None:
         super().__init__()
-        self.params: CfamParams = _parse(CfamParams, params, self.method_name)
+        self.params: CfamParams = parse_method_params(CfamParams, params, self.method_name)
         p = self.params
         if num_classes < 1 or num_captions < 1:
             raise ConfigError(f"num_classes ({num_classes}) and num_captions ({num_captions}) must be >= 1")

@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, ValidationError
+from pydantic import Field
 from torch import nn
 
-from pedes_core.configuration import ConfigModel, format_validation_error
+from pedes_core.configuration import ConfigModel
 from pedes_core.errors import ConfigError
-from training.losses.mlm import IGNORE_INDEX
 from training.losses import DEFAULT_TEMPERATURE, id_loss, itc_loss, mlm_accuracy, mlm_loss, sdm_loss
-from training.methods.base import TrainingMethod
+from training.losses.mlm import IGNORE_INDEX
+from training.methods.base import TrainingMethod, parse_method_params
 from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.models.cross_modal import CrossModalEncoder, MlmHead
@@ -91,13 +91,6 @@ class IrraParams(SdmParams):
     mlm_weight: float = Field(1.0, ge=0)
 
 
-def _parse(params_model: type[ConfigModel], params: dict[str, Any], name: str) -> Any:
-    try:
-        return params_model.model_validate(params)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, f"method {name!r} params")) from None
-
-
 @dataclass
 class LoadReport:
     """What :meth:`ClipMethod.load_pretrained` did with each checkpoint key."""
@@ -124,7 +117,7 @@ class ClipMethod(TrainingMethod):
         **params: Any,
     ) -> None:
         super().__init__()
-        self.params = _parse(self.params_model, params, self.method_name)
+        self.params = parse_method_params(self.params_model, params, self.method_name)
         if model.context_length != tokenizer.context_length:
             raise ConfigError(
                 f"model.context_length {model.context_length} != tokenizer context {tokenizer.context_length}"

@@ -35,10 +35,10 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from pedes_core.configuration import ConfigModel
-from pedes_core.errors import ConfigError
 from eval.inference import RerankContext
 from eval.rerank import visual_neighbour_rerank
+from pedes_core.configuration import ConfigModel
+from pedes_core.errors import ConfigError
 from training.losses import IGNORE_INDEX, mlm_accuracy, mlm_loss, sdm_loss
 from training.losses.sdm import DEFAULT_TEMPERATURE
 from training.losses.sew import (
@@ -48,8 +48,7 @@ from training.losses.sew import (
     length_adaptive_margin,
     sew_calibration_loss,
 )
-from training.methods.base import TrainingMethod
-from training.methods.luperson_mllm import _parse
+from training.methods.base import TrainingMethod, parse_method_params
 from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.models.mcm_decoder import McmDecoder
@@ -108,7 +107,7 @@ class SewMcmMethod(TrainingMethod):
         **params: Any,
     ) -> None:
         super().__init__()
-        self.params: SewMcmParams = _parse(SewMcmParams, params, self.method_name)
+        self.params: SewMcmParams = parse_method_params(SewMcmParams, params, self.method_name)
         if num_classes < 1 or num_captions < 1:
             raise ConfigError(f"num_classes ({num_classes}) and num_captions ({num_captions}) must be >= 1")
         if model.context_length != tokenizer.context_length:

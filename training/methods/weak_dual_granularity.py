@@ -43,8 +43,7 @@ from training.losses.weak_relations import (
     local_relation_matrix,
 )
 from training.memory_bank import FeatureBank
-from training.methods.base import TrainingMethod
-from training.methods.luperson_mllm import _parse
+from training.methods.base import TrainingMethod, parse_method_params
 from training.models.clip_backbone import ClipBackbone
 from training.models.config import ModelConfig
 from training.nam import equal_masking_probabilities, masking_seeds, sample_token_masking
@@ -98,7 +97,7 @@ class WeakDualGranularityMethod(TrainingMethod):
         **params: Any,
     ) -> None:
         super().__init__()
-        self.params: WeakParams = _parse(WeakParams, params, self.method_name)
+        self.params: WeakParams = parse_method_params(WeakParams, params, self.method_name)
         p = self.params
         if num_captions < 1:
             raise ConfigError(f"num_captions ({num_captions}) must be >= 1")
