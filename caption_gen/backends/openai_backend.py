@@ -50,10 +50,9 @@ def image_data_url(image: Any, max_pixels: int | None = None) -> str:
 
 def make_client(spec: ModelSpec) -> httpx.Client:
     """The HTTP client of one spec: no environment proxies (unless ``trust_env``), an explicit ``proxy``
-    only, no redirects. ``proxy`` / ``trust_env`` are read with defaults so older specs keep working."""
-    proxy = getattr(spec, "proxy", None)
-    return httpx.Client(timeout=httpx.Timeout(spec.timeout_s), trust_env=bool(getattr(spec, "trust_env", False)),
-                        proxy=proxy or None, follow_redirects=False)
+    only, no redirects."""
+    return httpx.Client(timeout=httpx.Timeout(spec.timeout_s), trust_env=spec.trust_env, proxy=spec.proxy,
+                        follow_redirects=False)
 
 
 class OpenAIBackend:

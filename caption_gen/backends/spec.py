@@ -59,6 +59,11 @@ class ModelSpec(ConfigModel):
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(3, ge=0)
     backoff_s: float = Field(0.5, ge=0)
+    #: an explicit HTTP(S) proxy URL for the endpoint (None: none; environment proxies are never used
+    #: unless ``trust_env``), so images and the key go only to ``api_base`` or this proxy
+    proxy: str | None = None
+    #: honour ``HTTP(S)_PROXY``/``ALL_PROXY``/``.netrc`` from the environment (off: they are ignored)
+    trust_env: bool = False
     # --- transformers backend ---
     #: images per ``generate`` call (1 = one image at a time, the public captioners' way).
     hf_batch_size: int = Field(1, ge=1)
@@ -76,6 +81,8 @@ class ModelSpec(ConfigModel):
                 raise ValueError(f"model path does not exist: {self.path}")
         if self.backend == "openai" and not self.api_base:
             raise ValueError("backend 'openai' needs 'api_base' (e.g. http://127.0.0.1:8000/v1)")
+        if (self.proxy is not None or self.trust_env) and self.backend != "openai":
+            raise ValueError(f"'proxy'/'trust_env' apply to the openai backend only, not {self.backend!r}")
         if self.api_key_env is not None and not self.api_key_env.replace("_", "").isalnum():
             raise ValueError("api_key_env must be an environment variable NAME, not a key")
         return self

@@ -115,14 +115,7 @@ def test_explicit_proxy_setting_is_used(servers, pil_images_small):
     from caption_gen.backends.openai_backend import OpenAIBackend
     from caption_gen.backends.spec import ModelSpec
 
-    if "proxy" not in ModelSpec.model_fields:  # the field lives in spec.py; the client reads it when present
-        class ProxiedSpec(ModelSpec):
-            proxy: str | None = None
-            trust_env: bool = False
-        spec_cls = ProxiedSpec
-    else:
-        spec_cls = ModelSpec
-    spec = spec_cls(backend="openai", name="remote", api_base=servers["api_url"], retries=0,
+    spec = ModelSpec(backend="openai", name="remote", api_base=servers["api_url"], retries=0,
                     proxy=servers["proxy"].url)
     backend = OpenAIBackend(spec)
     try:
@@ -132,6 +125,8 @@ def test_explicit_proxy_setting_is_used(servers, pil_images_small):
         backend.close()
     assert len(servers["proxy"].seen) == 1 and servers["proxy"].url not in servers["proxy"].seen[0][0]
     assert "HTTP 502" in (out[0].error or "")
+    with pytest.raises(ValueError, match="openai backend only"):
+        ModelSpec(backend="stub", name="s", proxy="http://127.0.0.1:1")
 
 
 @pytest.fixture()
