@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-#: A small, quick captioner: enough steps to write valid sentences of every kind (attribute accuracy
-#: is the benchmark's business, not the tests').
-TEST_CAPTIONER = dict(steps=240, batch_size=12, synth_identities=80, text_layers=2, vision_layers=2, lr=3e-3,
-                      warmup_steps=30, log_every=40)
+from tests.captioner_settings import TEST_CAPTIONER  # shared with the demo test (one cached model)
 
 
 @pytest.fixture(scope="session")
