@@ -24,7 +24,6 @@ from typing import Any
 
 import yaml
 from prefect import flow, task
-
 from pydantic import ValidationError
 
 from pedes_core.configuration import format_validation_error, save_resolved
@@ -86,7 +85,7 @@ def arm_task(cfg: ReproConfig, arm_name: str, seed: int, corpora: dict[str, str]
     from training.repro.arms import ARMS_BY_NAME, target_source
     from training.repro.runs import run_arm
 
-    base = load_recipe(cfg.recipe)
+    base = load_recipe(cfg.recipe, cfg.recipe_overrides)
     tgt = target_source(Path(target["annotations"]), Path(target["images"]))
     return run_arm(ARMS_BY_NAME[arm_name], seed, base=base, target=tgt,
                    corpora={k: Path(v) for k, v in corpora.items()}, models=models,

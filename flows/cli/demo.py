@@ -35,25 +35,25 @@ def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -
     if prompts is not None:
         console.print(f"\n[bold]Style bank[/] ({len(prompts)} styles; {outputs.get('style_features')}):", markup=True)
         for p in prompts:
-            console.print(f"  - {p}")
+            console.print(f"  - {p}", markup=False)
     for name, cap in (outputs.get("captioning") or {}).items():
         console.print(f"\n[bold]{name} corpus[/]: {cap['accepted']} captions accepted, {cap['rejects']} rejected",
                       markup=True)
         for key, a in (cap.get("acceptance") or {}).items():
             rate = a["accepted"] / a["rows"] if a["rows"] else 0.0
-            console.print(f"  {key:<34} {a['accepted']:>5}/{a['rows']:<5} accepted ({rate:.0%})")
+            console.print(f"  {key:<34} {a['accepted']:>5}/{a['rows']:<5} accepted ({rate:.0%})", markup=False)
         if cap.get("rejects_by_reason"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(cap["rejects_by_reason"].items(), key=lambda kv: -kv[1]))
-            console.print(f"  rejects by reason: {reasons}")
+            console.print(f"  rejects by reason: {reasons}", markup=False)
     for name, examples in (outputs.get("caption_examples") or {}).items():
         if examples:
             console.print(f"\n[bold]Accepted captions ({name} corpus) beside the image's attributes[/]:", markup=True)
         for ex in examples:
-            console.print(f"  [{ex['kind']}/{ex['model']}] {ex['caption']}\n      truth: {ex['truth']}")
+            console.print(f"  ({ex['kind']}, {ex['model']}) {ex['caption']}\n      truth: {ex['truth']}", markup=False)
     table = outputs.get("repro_table")
     if table and Path(table).is_file():
         console.print("")
-        console.print(Path(table).read_text())
+        console.print(Path(table).read_text(), markup=False)
         best = max(((arm, s["R1"]["mean"]) for arm, s in (outputs.get("finetune") or {}).items()),
                    key=lambda kv: kv[1], default=None)
         if best is not None:

@@ -31,7 +31,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def _repro_micro(tmp_path: Path) -> Path:
     repro = yaml.safe_load((REPO / "configs" / "repro_quick.yaml").read_text())
     repro.update(recipe=str(REPO / "configs" / "cpu_tiny.yaml"), seeds=1, pretrain_epochs=3, finetune_epochs=1,
-                 arms=["none", "static-em"], clothes_change=None)
+                 arms=["none", "static-em"], clothes_change=None, recipe_overrides=["data.batch_size=16"])
     repro["world"] = {"source_identities": 48, "source_images_per_identity": 1, "target_identities": 40,
                       "target_images_per_identity": 2, "image_size": [64, 32]}
     repro["captioning"].update(clean=[{"name": "cap-test", "seed": 0, "noise": 0.0}], captioner=TEST_CAPTIONER,
@@ -61,7 +61,7 @@ def test_demo_end_to_end_from_another_directory(tmp_path):
     assert "PEDES Forge demo finished" in proc.stdout and (out / "config.resolved.yaml").is_file()
     # style-clusters on the synthetic benchmark captions; the prompts are printed
     assert Path(summary["style_bank"]).is_file() and Path(summary["style_inspector"]).is_file()
-    assert summary["style_prompts"] and summary["style_prompts"][0] in proc.stdout
+    assert summary["style_prompts"] and summary["style_prompts"][0][:60] in proc.stdout
     # the trained captioner's captions through the real vLLM engine: accepted captions of every kind
     from caption_gen.corpus.validate import validate_corpus
 

@@ -81,6 +81,8 @@ class ReproConfig(ConfigModel):
     captioning: CaptioningConfig = Field(default_factory=CaptioningConfig)
     #: the CPU retrieval profile used for fine-tuning (and, with the method swapped, pretraining)
     recipe: ExistingPath
+    #: ``--set``-style overrides of that profile (e.g. ``data.batch_size=16`` for a micro world)
+    recipe_overrides: list[str] = Field(default_factory=list)
     pretrain_epochs: int = Field(8, ge=1)
     finetune_epochs: int = Field(10, ge=1)
     seeds: int = Field(3, ge=1)
