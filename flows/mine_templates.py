@@ -13,8 +13,8 @@ from typing import Any
 from prefect import flow, task
 from pydantic import Field
 
-from pedes_core.configuration import ConfigModel, ConfigPath, load_config
 from flows.runners import RunnerConfig
+from pedes_core.configuration import ConfigModel, ConfigPath, load_config
 
 FLOW_NAME = "mine-templates"
 

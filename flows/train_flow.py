@@ -17,8 +17,8 @@ from typing import Any, Literal
 from prefect import flow, task
 from pydantic import Field, model_validator
 
-from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, load_config, save_resolved
 from flows.runners import RunnerConfig
+from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, load_config, save_resolved
 from training.config import BenchmarkSourceConfig
 
 FLOW_NAME = "train"

@@ -59,18 +59,23 @@ def _main(
 
 def _register() -> None:
     # Each module registers its commands on ``app`` at import time. One line per command group.
-    from flows.cli import corpus, demo, synth  # noqa: F401
-    from flows.cli import corpus_import  # noqa: F401
-    from flows.cli import evaluate, train  # noqa: F401
-    from flows.cli import styles  # noqa: F401
-    from flows.cli import templates  # noqa: F401
-    from flows.cli import flow  # noqa: F401
-    from flows.cli import caption  # noqa: F401
-    from flows.cli import captioner  # noqa: F401
-    from flows.cli import corpus_formats  # noqa: F401
-    from flows.cli import export  # noqa: F401
-    from flows.cli import recipes  # noqa: F401
-    from flows.cli import repro  # noqa: F401
+    from flows.cli import (  # noqa: F401  # noqa: F401
+        caption,  # noqa: F401
+        captioner,  # noqa: F401
+        corpus,
+        corpus_formats,  # noqa: F401
+        corpus_import,  # noqa: F401
+        demo,
+        evaluate,
+        export,  # noqa: F401
+        flow,  # noqa: F401
+        recipes,  # noqa: F401
+        repro,  # noqa: F401
+        styles,  # noqa: F401
+        synth,
+        templates,  # noqa: F401
+        train,
+    )
 
 
 _register()

@@ -58,9 +58,9 @@ def evaluate(
         raise ConfigError(f"--split: expected test or val, got {split!r}")
     if msd_order not in (None, "ranked", "gallery"):
         raise ConfigError(f"--msd-order: expected ranked or gallery, got {msd_order!r}")
-    from training.protocol import evaluate_checkpoint
     from eval.reports import plot_cmc, single_result_markdown, write_json
     from training.config import BenchmarkSourceConfig
+    from training.protocol import evaluate_checkpoint
 
     source = BenchmarkSourceConfig(name=dataset, annotations=annotations, images=images)
     results = evaluate_checkpoint(checkpoint, [source], device=device, batch_size=batch_size, split=split,
