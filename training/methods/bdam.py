@@ -164,6 +164,7 @@ class BDAMMethod(TrainingMethod):
         super().__init__()
         del num_classes, num_captions  # BDAM has no ID classifier / noise store
         self.clip_tokenizer = tokenizer
+        self.tokenizer = tokenizer  # captions become CLIP ids in the collate; BERT ids are derived in encode_text
         tiny = model.arch == TINY_ARCH
         if tiny and image_encoder is None:
             self.image_encoder = ImageEncoder.tiny(tuple(model.image_size), model.tiny_patch_size, model.tiny_width,
