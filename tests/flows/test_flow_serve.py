@@ -41,7 +41,8 @@ def test_shipped_deployments_file_validates(capsys):
     assert lines[0].startswith("build-corpus/nightly-corpus-extension: cron '0 2 * * *'")
     assert [ln.split(":")[0] for ln in lines] == ["build-corpus/nightly-corpus-extension",
                                                   "style-clusters/weekly-style-reclustering",
-                                                  "mine-templates/mine-templates", "train/train"]
+                                                  "mine-templates/mine-templates", "train/train",
+                                                  "repro/monthly-reproduction"]
 
 
 @pytest.mark.timeout(400)
