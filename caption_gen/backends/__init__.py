@@ -1,4 +1,4 @@
-"""Captioning backends behind one small interface (issue 3 item 2).
+"""Captioning backends behind one small interface (DESIGN.md §3).
 
 A batch of :class:`~caption_gen.backends.base.GenerationRequest` (chat messages + an optional image
 + sampling params) → :class:`~caption_gen.backends.base.GenerationResult` (text, token count, finish

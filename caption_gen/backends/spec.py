@@ -1,4 +1,4 @@
-"""``ModelSpec``: one captioning model in a run config (issue 3 items 2–3).
+"""``ModelSpec``: one captioning model in a run config (DESIGN.md §3).
 
 A model is given by a local ``path`` (resolved against the config file's directory) or a ``hub``
 name; nothing is downloaded by the project itself — a hub name is handed to vLLM/transformers as is.

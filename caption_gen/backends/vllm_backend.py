@@ -1,6 +1,6 @@
 """Offline vLLM backend: one ``vllm.LLM`` per process, batched ``LLM.chat`` with PIL images.
 
-Choices (issue 3 item 2):
+Choices (DESIGN.md §3 "Backends"):
 
 * the engine is built once per process (:func:`caption_gen.backends.factory.build_backend` caches
   it) and reused across shards; ``limit_mm_per_prompt`` defaults to ``{"image": 1, "video": 0}``
@@ -16,7 +16,7 @@ Choices (issue 3 item 2):
   crashes the worker ("CPU Generator does not use offset"). On CPU the backend therefore sizes the
   step token budget so no prompt is ever split: ``max_num_batched_tokens = max_num_seqs *
   max_model_len`` (``max_num_seqs`` default :data:`CPU_MAX_NUM_SEQS`), unless ``engine_args`` sets it;
-* CPU defaults (issue 18): without a GPU, vLLM's CPU build reads ``gpu_memory_utilization`` as a share
+* CPU defaults (docs/vllm-cpu.md): without a GPU, vLLM's CPU build reads ``gpu_memory_utilization`` as a share
   of *RAM* (0.9 of a shared machine's RAM fails at start). Unless the spec sets
   ``gpu_memory_utilization`` or ``engine_args.kv_cache_memory_bytes``, the backend passes an explicit
   KV-cache size instead (:func:`cpu_engine_kwargs`): ``kv_cache_gib``, default

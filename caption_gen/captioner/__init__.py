@@ -1,4 +1,4 @@
-"""A small VLM captioner trained on synthetic pedestrians (issue 18): a standard LLaVA that the real
+"""A small VLM captioner trained on synthetic pedestrians (DESIGN.md §8): a standard LLaVA that the real
 vLLM engine serves, so the captioning pipeline produces real, validated captions without downloads.
 
 * :func:`train_captioner` (``pedes captioner train``) — train or reuse a cached model folder;

@@ -1,6 +1,6 @@
 """Attribute accuracy of a caption against its image's ground truth (``attributes.jsonl``).
 
-Groups (issue 18): ``top_color``, ``top_type``, ``bottom_color``, ``bottom_type``, ``shoes_color``,
+Groups (DESIGN.md §8): ``top_color``, ``top_type``, ``bottom_color``, ``bottom_type``, ``shoes_color``,
 ``bag`` (type and colour, or none), ``gender``, ``hair`` (style and colour). A caption is read with
 the renderer's vocabulary: ``<colour> <garment>`` for top and bottom, ``<colour> shoes``,
 ``<colour> <bag type>``, gender nouns/pronouns and the hair phrases of
