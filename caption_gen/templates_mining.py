@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from caption_gen.instructions.bank import BankDuplicate, check_bank_with_duplicates  # noqa: F401 (re-exported)
 from caption_gen.instructions.slots import SLOT_TYPES, TemplateError, parse_template
 from caption_gen.styles.lexicons import LEXICONS
 
@@ -279,49 +280,6 @@ def mine_templates(
              **counts, "written": len(survivors),
              "rejects_by_reason": dict(Counter(r["reason"].split(":")[0] for r in rejects))}
     return MiningResult(templates=survivors, rejects=rejects, stats=stats)
-
-
-@dataclass
-class BankDuplicate:
-    """An entry of a template bank that repeats an earlier entry word for word (whitespace ignored)."""
-
-    index: int
-    first: int
-    template_id: str
-    text: str
-
-
-def check_bank_with_duplicates(path: str | Path) -> tuple[list[Any], list[Any], list[BankDuplicate]]:
-    """:func:`caption_gen.instructions.bank.check_template_bank`, with exact duplicates split off.
-
-    Choice (seed 002 §3.1's public bank of 46 templates holds one template twice): an entry whose text
-    equals an earlier good entry's text is a *warning*, not a bad template — it is dropped and the rest
-    of the bank is valid. Other problems (unknown slot, brackets, an id reused for a different text)
-    stay problems. Returns ``(good templates, problems, duplicates)``."""
-    from caption_gen.instructions.bank import _template_entries, check_template_bank
-
-    good, problems = check_template_bank(path)
-    entries = _template_entries(Path(path))
-    first_by_text: dict[str, int] = {}
-    for i, (_tid, text) in enumerate(entries):
-        if isinstance(text, str):
-            first_by_text.setdefault(" ".join(text.split()), i)
-    duplicates: list[BankDuplicate] = []
-    rest = []
-    for p in problems:
-        text = entries[p.index][1] if 0 <= p.index < len(entries) else None
-        norm = " ".join(text.split()) if isinstance(text, str) else None
-        first = first_by_text.get(norm) if norm is not None else None
-        if first is not None and first != p.index and "duplicate" in p.reason:
-            try:
-                tid = parse_template(norm).template_id
-            except TemplateError:
-                rest.append(p)
-                continue
-            duplicates.append(BankDuplicate(p.index, first, tid, norm))
-        else:
-            rest.append(p)
-    return good, rest, duplicates
 
 
 def write_deduplicated_bank(templates: Sequence[Any], out: str | Path) -> Path:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ import yaml
 
 from caption_gen.instructions.slots import Template, TemplateError, parse_template
 from pedes_core.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 #: Instruction kinds in their canonical order.
 KINDS: tuple[str, ...] = ("static", "dynamic", "identity", "clothing")
@@ -165,9 +168,55 @@ def check_template_bank(path: str | Path) -> tuple[list[Template], list[Template
     return good, problems
 
 
-def load_template_bank(path: str | Path) -> tuple[Template, ...]:
-    """Load and validate a template bank; the first bad template raises :class:`ConfigError` naming file and template."""
+@dataclass
+class BankDuplicate:
+    """An entry of a template bank that repeats an earlier entry word for word (whitespace ignored)."""
+
+    index: int
+    first: int
+    template_id: str
+    text: str
+
+
+def check_bank_with_duplicates(path: str | Path) -> tuple[list[Any], list[Any], list[BankDuplicate]]:
+    """:func:`caption_gen.instructions.bank.check_template_bank`, with exact duplicates split off.
+
+    Choice (seed 002 §3.1's public bank of 46 templates holds one template twice): an entry whose text
+    equals an earlier good entry's text is a *warning*, not a bad template — it is dropped and the rest
+    of the bank is valid. Other problems (unknown slot, brackets, an id reused for a different text)
+    stay problems. Returns ``(good templates, problems, duplicates)``."""
     good, problems = check_template_bank(path)
+    entries = _template_entries(Path(path))
+    first_by_text: dict[str, int] = {}
+    for i, (_tid, text) in enumerate(entries):
+        if isinstance(text, str):
+            first_by_text.setdefault(" ".join(text.split()), i)
+    duplicates: list[BankDuplicate] = []
+    rest = []
+    for p in problems:
+        text = entries[p.index][1] if 0 <= p.index < len(entries) else None
+        norm = " ".join(text.split()) if isinstance(text, str) else None
+        first = first_by_text.get(norm) if norm is not None else None
+        if first is not None and first != p.index and "duplicate" in p.reason:
+            try:
+                tid = parse_template(norm).template_id
+            except TemplateError:
+                rest.append(p)
+                continue
+            duplicates.append(BankDuplicate(p.index, first, tid, norm))
+        else:
+            rest.append(p)
+    return good, rest, duplicates
+
+
+def load_template_bank(path: str | Path) -> tuple[Template, ...]:
+    """Load and validate a template bank; the first bad template raises :class:`ConfigError` naming file and
+    template. Exact duplicates are dropped with one warning (:func:`check_bank_with_duplicates`), as
+    ``pedes templates check`` does, so a bank that passes the check also loads."""
+    good, problems, duplicates = check_bank_with_duplicates(path)
+    if duplicates:
+        log.warning("%s: %d exact duplicate template(s) dropped (entries %s)", path, len(duplicates),
+                    ", ".join(str(d.index) for d in duplicates))
     if problems:
         more = f" (and {len(problems) - 1} more bad templates)" if len(problems) > 1 else ""
         raise ConfigError(f"{path}: {problems[0].reason}{more}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -162,7 +163,7 @@ def test_bad_template_is_config_error_naming_file_and_template(tmp_path, bad, re
     assert str(path) in msg and reason in msg and bad[:20] in msg
 
 
-def test_template_bank_formats(tmp_path):
+def test_template_bank_formats(tmp_path, caplog):
     texts = ["A [person/woman/man] with [hair description].", "Wearing [clothing description], a [person/woman/man]."]
     txt = _write(tmp_path / "bank.txt", "# comment\n" + "\n".join(texts) + "\n\n")
     js = _write(tmp_path / "mined.json", json.dumps({"format": "pedes-template-bank", "templates": [
@@ -172,6 +173,15 @@ def test_template_bank_formats(tmp_path):
     dup = _write(tmp_path / "dup.txt", texts[0] + "\n" + texts[0] + "\n")
     good, problems = check_template_bank(dup)
     assert len(good) == 1 and "duplicate" in problems[0].reason
+    # the engine's loader drops an exact duplicate with a warning (as `templates check` does) ...
+    with caplog.at_level(logging.WARNING, logger="caption_gen.instructions.bank"):
+        assert [t.text for t in load_template_bank(dup)] == [texts[0]]
+    assert "1 exact duplicate template(s) dropped" in caplog.text
+    # ... but an id reused for a different text is still a bad bank
+    clash = _write(tmp_path / "clash.json", json.dumps({"templates": [
+        {"template_id": "tde-a", "text": texts[0]}, {"template_id": "tde-a", "text": texts[1]}]}))
+    with pytest.raises(ConfigError, match="clash.json.*duplicate"):
+        load_template_bank(clash)
     with pytest.raises(ConfigError, match="empty.yaml"):
         load_template_bank(_write(tmp_path / "empty.yaml", "version: 1\ntemplates: []\n"))
     with pytest.raises(ConfigError, match="missing.txt"):
