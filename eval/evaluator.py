@@ -22,7 +22,7 @@ seed 004 §3.4 formula, or ``gallery``, the public UFineBench calculator) is rec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +200,8 @@ class Evaluator:
         self.amp_dtype = amp_dtype
         self.rerank_top_k = rerank_top_k
         self.metrics = RetrievalEvaluator(msd_order=msd_order)
+        #: ``progress(n)`` after each encoded batch (:func:`eval.inference.inference_on_dataset`); None = silent
+        self.progress: Callable[[int], None] | None = None
 
     @property
     def msd_order(self) -> str:
@@ -225,6 +227,7 @@ class Evaluator:
             num_workers=self.num_workers,
             amp_dtype=self.amp_dtype,
             keep_gallery_state=needs_gallery_state(self.method, self.rerank_top_k),
+            progress=self.progress,
         )
         stage2 = None
         if self.reranks:

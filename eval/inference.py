@@ -160,8 +160,12 @@ def inference_on_dataset(
     num_workers: int = 0,
     amp_dtype: torch.dtype | None = None,
     keep_gallery_state: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> RetrievalEvaluator:
-    """Encode ``data`` with ``encoder`` (eval mode, mode restored) into ``evaluator`` (reset first)."""
+    """Encode ``data`` with ``encoder`` (eval mode, mode restored) into ``evaluator`` (reset first).
+
+    ``progress(n)`` is called after each batch with the number of items (texts, then images) it held;
+    a run encodes ``len(data.query_texts) + len(data.gallery_paths)`` items in all."""
     device = torch.device(device)
     was_training = bool(getattr(encoder, "training", False))
     if hasattr(encoder, "eval"):
@@ -174,6 +178,8 @@ def inference_on_dataset(
             with autocast_context(device, amp_dtype):
                 feats = encoder.encode_text(tokens.to(device))
             evaluator.process_queries(feats, data.query_ids[start : start + batch_size], tokens)
+            if progress is not None:
+                progress(len(tokens))
         loader = DataLoader(
             ImageListDataset(data.gallery_paths, transform, data.image_root),
             batch_size=batch_size,
@@ -189,6 +195,8 @@ def inference_on_dataset(
                     state = state_fn(on_device).detach().cpu() if callable(state_fn) else images
             evaluator.process_gallery(feats, data.gallery_ids[offset : offset + len(images)], state)
             offset += len(images)
+            if progress is not None:
+                progress(len(images))
         return evaluator
     finally:
         if hasattr(encoder, "train"):

@@ -66,8 +66,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from pedes_core.errors import InputError
 from eval.ranking import Backend, PositiveRanks, normalized_similarity, rank_positives, resolve_backend
+from pedes_core.errors import InputError
 
 #: Slack on the cosine range for mSD (float16 cosines of normalized vectors can exceed 1 slightly).
 COSINE_TOLERANCE = 1e-2

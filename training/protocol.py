@@ -10,6 +10,7 @@ A protocol file (YAML, :class:`ProtocolConfig`) lists the target benchmarks and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,16 +82,18 @@ def load_trained_method(path: str | Path, device: Any = "cpu") -> tuple[Any, Rec
 
 
 def evaluate_checkpoint(path: str | Path, targets: list[Any], *, device: str = "auto", batch_size: int = 128,
-                        num_workers: int = 0, split: str = "test", msd_order: str | None = None) -> dict[str, Any]:
+                        num_workers: int = 0, split: str = "test", msd_order: str | None = None,
+                        progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict[str, Any]:
     """Summaries (``EvalResult.summary()`` plus the CMC curves) of one checkpoint on each target.
 
     The recipe's ``eval.rerank_top_k`` applies (both stages reported, ``t2i`` and ``t2i_rerank``);
-    ``msd_order`` overrides the recipe's ``eval.msd_order`` when given."""
+    ``msd_order`` overrides the recipe's ``eval.msd_order`` when given. ``progress(label, total)``, when
+    given, is called once per target and returns the ``advance(n)`` callback of its encoding."""
     from eval.evaluator import Evaluator
     from training.data.transforms import build_test_transform
+    from training.engine.cpu_threads import limit_openmp_nesting
     from training.engine.data_setup import benchmark_test_set
     from training.engine.distributed import pick_device
-    from training.engine.cpu_threads import limit_openmp_nesting
     from training.engine.trainer import amp_dtype_for
 
     limit_openmp_nesting()
@@ -109,7 +112,11 @@ def evaluate_checkpoint(path: str | Path, targets: list[Any], *, device: str = "
     )
     out: dict[str, Any] = {}
     for target in targets:
-        result = evaluator.run(benchmark_test_set(target, split))
+        data = benchmark_test_set(target, split)
+        if progress is not None:
+            evaluator.progress = progress(f"encode {target.display} ({split})",
+                                          len(data.query_texts) + len(data.gallery_paths))
+        result = evaluator.run(data)
         summary = result.summary()
         summary["cmc"] = [float(v) for v in result.t2i.get("cmc", [])]
         if result.t2i_rerank is not None:

@@ -14,6 +14,7 @@ the attributes quickly; the auxiliary head is discarded — the saved model is a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -27,6 +28,7 @@ from caption_gen.captioner.records import CAPTIONER_SEED_BASE, data_fingerprint,
 from pedes_core.errors import InputError
 
 STAMP = "captioner.json"
+_log = logging.getLogger(__name__)
 
 
 def training_synth(cfg: CaptionerConfig) -> Path:
@@ -50,8 +52,13 @@ def _stamp_key(folder: Path) -> str | None:
         return None
 
 
-def train_captioner(cfg: CaptionerConfig, *, log: Callable[[str], None] | None = None) -> Path:
-    """Train the captioner of ``cfg`` (or reuse the cached one) and return its model folder."""
+def train_captioner(cfg: CaptionerConfig, *, log: Callable[[str], None] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Path:
+    """Train the captioner of ``cfg`` (or reuse the cached one) and return its model folder.
+
+    ``log`` receives the summary lines (data, reuse); the per-``log_every`` loss lines go to ``log`` too,
+    unless ``progress(step, total)`` is given (called after every optimizer step), in which case they go to
+    this module's logger (the CLI's log file) and the caller draws a bar."""
     say = log or (lambda _msg: None)
     synth = training_synth(cfg)
     key = cfg.cache_key(data_fingerprint(synth))
@@ -67,7 +74,7 @@ def train_captioner(cfg: CaptionerConfig, *, log: Callable[[str], None] | None =
     else:
         tmp = cached.with_name(f".tmp-{cached.name}-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
-        _train(cfg, synth, key, tmp, say)
+        _train(cfg, synth, key, tmp, say, progress)
         shutil.rmtree(cached, ignore_errors=True)
         os.replace(tmp, cached)
     if out is None:
@@ -85,7 +92,8 @@ def _lr_at(step: int, cfg: CaptionerConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
-def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable[[str], None]) -> None:
+def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable[[str], None],
+           progress: Callable[[int, int], None] | None = None) -> None:
     import numpy as np
     import torch
     from PIL import Image
@@ -170,7 +178,13 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
             el = time.perf_counter() - t_train
             history.append({"step": step + 1, "lm_loss": round(run_lm, 4), "aux_loss": round(run_aux, 4),
                             "seconds": round(el, 1)})
-            say(f"  step {step + 1}/{cfg.steps}  lm {run_lm:.3f}  aux {run_aux:.3f}  {el:.0f} s")
+            line = f"  step {step + 1}/{cfg.steps}  lm {run_lm:.3f}  aux {run_aux:.3f}  {el:.0f} s"
+            if progress is None:
+                say(line)
+            else:
+                _log.info("captioner %s:%s", key, line)
+        if progress is not None:
+            progress(step + 1, cfg.steps)
     hook.remove()
     model.eval()
     save_captioner(model, processor, out)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -41,5 +42,15 @@ def train(
     if config is not None:  # explicit flags win over the file
         cfg = load_config(CaptionerConfig, None, overrides or [], defaults={**cfg.model_dump(mode="json"), **given})
     console = Console(highlight=False, soft_wrap=True)
-    path = train_captioner(cfg, log=lambda m: console.print(m, markup=False))
+    from flows.cli.progress import task_progress
+
+    with task_progress() as start:
+        bar: dict[str, Callable[[int], None]] = {}
+
+        def on_step(step: int, total: int) -> None:
+            if "advance" not in bar:
+                bar["advance"] = start("captioner training", total)
+            bar["advance"](1)
+
+        path = train_captioner(cfg, log=lambda m: console.print(m, markup=False), progress=on_step)
     console.print(f"captioner: {path}", markup=False)

@@ -63,8 +63,11 @@ def evaluate(
     from training.protocol import evaluate_checkpoint
 
     source = BenchmarkSourceConfig(name=dataset, annotations=annotations, images=images)
-    results = evaluate_checkpoint(checkpoint, [source], device=device, batch_size=batch_size, split=split,
-                                  msd_order=msd_order)
+    from flows.cli.progress import task_progress
+
+    with task_progress() as start:
+        results = evaluate_checkpoint(checkpoint, [source], device=device, batch_size=batch_size, split=split,
+                                      msd_order=msd_order, progress=start)
     summary = results[source.display]
     target = out or Path("eval-results") / f"{dataset}-{split}"
     write_json(summary, target / "results.json")

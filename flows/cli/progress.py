@@ -52,3 +52,14 @@ def step_progress(label: str, total: int | None = None) -> Iterator[Callable[[in
             bar.update(task, advance=n)
 
         yield advance
+
+
+@contextmanager
+def task_progress() -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
+    """Yields ``start(label, total) -> advance(n)``: one bar per task the library starts (eval targets, ...)."""
+    with _progress() as bar:
+        def start(label: str, total: int | None = None) -> Callable[[int], None]:
+            task = bar.add_task(label, total=total)
+            return lambda n=1: bar.update(task, advance=n)
+
+        yield start

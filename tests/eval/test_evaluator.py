@@ -88,6 +88,16 @@ def test_matches_metrics_on_a_planted_similarity(retrieval_set):
     assert result.num_queries == 6 and result.num_gallery == 4 and result.t2i_rerank is None
 
 
+def test_progress_counts_every_encoded_text_and_image(retrieval_set):
+    rng = np.random.default_rng(0)
+    ev = _evaluator(PlantedMethod(ClipTokenizer(), rng.normal(size=(6, 5)), rng.normal(size=(4, 5))))
+    calls: list[int] = []
+    ev.progress = calls.append
+    ev.run(retrieval_set)
+    # batch size 4: texts 4 + 2, images 4
+    assert calls == [4, 2, 4] and sum(calls) == len(retrieval_set.query_texts) + len(retrieval_set.gallery_paths)
+
+
 def test_planted_rank1(retrieval_set):
     iv = np.eye(4)
     tv = iv[[0, 0, 1, 1, 2, 3]].copy()
