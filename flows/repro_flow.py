@@ -46,10 +46,14 @@ def world_task(cfg: ReproConfig) -> dict[str, str]:
 
 
 @task(name="captioner", persist_result=False)
-def captioner_task(spec: CaptionerSpec, cfg: ReproConfig) -> str:
+def captioner_task(spec: CaptionerSpec, cfg: ReproConfig, init_from: str | None = None) -> str:
     from caption_gen.captioner import CaptionerConfig, train_captioner
 
     params: dict[str, Any] = {**cfg.captioning.captioner, "seed": spec.seed, "noise": spec.noise}
+    if spec.steps is not None:
+        params["steps"] = spec.steps
+    if init_from is not None:
+        params["init_from"] = init_from
     if cfg.captioning.cache_dir is not None:
         params["cache_dir"] = cfg.captioning.cache_dir
     try:
@@ -57,6 +61,27 @@ def captioner_task(spec: CaptionerSpec, cfg: ReproConfig) -> str:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, f"captioning.captioner ({spec.name})")) from None
     return str(train_captioner(captioner))
+
+
+def train_captioners(cfg: ReproConfig, corpora: set[str]) -> dict[str, str]:
+    """Model folder of every captioner of the ``corpora`` (``clean``/``noisy``), by name; a captioner with
+    ``from_captioner`` continues the trained folder of that clean captioner (trained first if needed, and
+    returned too)."""
+    specs = {"clean": cfg.captioning.clean, "noisy": cfg.captioning.noisy}
+    clean = {c.name: c for c in cfg.captioning.clean}
+    trained: dict[str, str] = {}
+
+    def path(spec: CaptionerSpec) -> str:
+        if spec.name not in trained:
+            source = path(clean[spec.from_captioner]) if spec.from_captioner is not None else None
+            trained[spec.name] = captioner_task(spec, cfg, source)
+        return trained[spec.name]
+
+    for name in ("clean", "noisy"):
+        if name in corpora:
+            for spec in specs[name]:
+                path(spec)
+    return trained
 
 
 def corpus_step(cfg: ReproConfig, name: str, captioners: dict[str, str], images: str) -> dict[str, Any]:
@@ -120,10 +145,11 @@ def run_repro(cfg: ReproConfig) -> dict[str, Any]:
     corpora: dict[str, str] = {}
     models: dict[str, list[str]] = {}
     summaries: dict[str, Any] = {}
+    paths = train_captioners(cfg, needed)
     for name in ("clean", "noisy"):
         if name not in needed:
             continue
-        captioners = {s.name: captioner_task(s, cfg) for s in specs[name]}
+        captioners = {s.name: paths[s.name] for s in specs[name]}
         summary = corpus_step(cfg, name, captioners, str(Path(world["source"]) / "imgs"))
         corpora[name], models[name] = summary["out"], list(captioners)
         summaries[name] = {k: summary.get(k) for k in ("out", "accepted", "rejects", "acceptance_rate", "acceptance",

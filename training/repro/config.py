@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, OutputPath, load_config
 
@@ -37,6 +37,12 @@ class CaptionerSpec(ConfigModel):
     name: str
     seed: int = 0
     noise: float = Field(0.0, ge=0, le=1)
+    #: continue training the named captioner of ``clean`` (``CaptionerConfig.init_from``) instead of
+    #: training from random weights: a noisy captioner as a fine-tune of a clean one, at a fraction of
+    #: the cost (``steps`` then says how many steps the continuation takes)
+    from_captioner: str | None = None
+    #: training steps of this captioner (None: ``captioning.captioner.steps``, else the captioner default)
+    steps: int | None = Field(None, ge=1)
 
 
 class CaptioningConfig(ConfigModel):
@@ -58,6 +64,18 @@ class CaptioningConfig(ConfigModel):
     max_tokens: int = Field(64, ge=8)
     shard_size: int = Field(256, ge=1)
     max_attempts: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _known_sources(self) -> CaptioningConfig:
+        clean = {c.name for c in self.clean}
+        for spec in [*self.clean, *self.noisy]:
+            if spec.from_captioner is not None and (spec.from_captioner not in clean or spec.from_captioner == spec.name):
+                raise ValueError(f"captioner {spec.name!r}: from_captioner {spec.from_captioner!r} must name another "
+                                 f"captioner of 'clean' ({sorted(clean)})")
+        names = [c.name for c in [*self.clean, *self.noisy]]
+        if len(set(names)) != len(names):
+            raise ValueError(f"captioner names must be unique, got {names}")
+        return self
 
 
 class ClothesChangeConfig(ConfigModel):

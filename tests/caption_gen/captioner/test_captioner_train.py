@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from caption_gen.captioner import CaptionerConfig, train_captioner
+from tests.captioner_settings import MICRO_CAPTIONER
 
-MICRO = dict(steps=3, batch_size=2, synth_identities=4, synth_images_per_identity=1, image_size=32, patch_size=16,
-             vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=1, vocab_size=300, warmup_steps=1,
-             log_every=1, threads=1)
+MICRO = MICRO_CAPTIONER
 
 
 def test_progress_is_called_every_step_and_loss_lines_leave_the_terminal(tmp_path):
