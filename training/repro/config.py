@@ -51,9 +51,11 @@ class CaptioningConfig(ConfigModel):
     #: the clean corpus (two captioners, as the paper's Qwen + Shikra)
     clean: list[CaptionerSpec] = Field(default_factory=lambda: [CaptionerSpec(name="cap-a", seed=0),
                                                                 CaptionerSpec(name="cap-b", seed=1)], min_length=1)
-    #: the noisy corpus: the same captioners trained with a share of wrong attribute words (``--noise``)
+    #: the noisy corpus: the clean captioners fine-tuned on targets with a share of wrong attribute words
+    #: (``--noise``)
     noisy: list[CaptionerSpec] = Field(default_factory=lambda: [
-        CaptionerSpec(name="cap-a-noisy", seed=0, noise=0.3), CaptionerSpec(name="cap-b-noisy", seed=1, noise=0.3)])
+        CaptionerSpec(name="cap-a-noisy", seed=0, noise=0.3, from_captioner="cap-a", steps=400),
+        CaptionerSpec(name="cap-b-noisy", seed=1, noise=0.3, from_captioner="cap-b", steps=400)])
     kinds: list[str] = Field(default_factory=lambda: ["static", "dynamic"], min_length=1)
     #: further ``caption_gen.captioner.CaptionerConfig`` fields shared by every captioner (e.g. ``steps``;
     #: empty = the captioner's default size)
