@@ -53,16 +53,12 @@ from training.losses.cfam_losses import (
     sdm_loss_from_similarity,
 )
 from training.losses.sdm import DEFAULT_TEMPERATURE
-from training.methods.base import TrainingMethod, parse_method_params
-from training.models.clip_backbone import ClipBackbone
-from training.models.config import ModelConfig
+from training.methods.dual_encoder import DualEncoderMethod, id_classifier
 from training.models.granularity_decoder import GranularityDecoder
 from training.models.hard_negative_matcher import HardNegativeMatcher
 from training.nam import equal_masking_probabilities, masking_seeds, sample_token_masking
 from training.registry import METHODS
-from training.tokenization import ClipTokenizer
 
-ID_CLASSIFIER_INIT_STD = 0.001
 TEXT_AUG_SEED_PURPOSE = 5
 
 
@@ -87,34 +83,20 @@ class CfamParams(ConfigModel):
 
 
 @METHODS.register("cfam")
-class CfamMethod(TrainingMethod):
+class CfamMethod(DualEncoderMethod):
     """CLIP dual encoder + granularity decoder (L_ls) + hard-negative matcher (L_m) + L_gs + L_cid."""
 
     method_name = "cfam"
+    params_model = CfamParams
+    params: CfamParams
 
-    def __init__(
-        self,
-        *,
-        model: ModelConfig,
-        num_classes: int,
-        num_captions: int,
-        tokenizer: ClipTokenizer,
-        **params: Any,
-    ) -> None:
-        super().__init__()
-        self.params: CfamParams = parse_method_params(CfamParams, params, self.method_name)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         p = self.params
-        if num_classes < 1 or num_captions < 1:
-            raise ConfigError(f"num_classes ({num_classes}) and num_captions ({num_captions}) must be >= 1")
-        if model.context_length != tokenizer.context_length:
-            raise ConfigError("model.context_length differs from the tokenizer's context length")
         if p.decoder_dim % p.decoder_heads:
             raise ConfigError(f"cfam: decoder_dim {p.decoder_dim} not divisible by decoder_heads {p.decoder_heads}")
         if p.text_aug_mask_fraction + p.text_aug_random_fraction > 1:
             raise ConfigError("method.params.text_aug_mask_fraction + text_aug_random_fraction must be <= 1")
-        self.epoch = 0
-        self.tokenizer = tokenizer
-        self.backbone = ClipBackbone(model, tokenizer.vocab_size)
         width = self.backbone.embed_dim
         self.decoder: GranularityDecoder | None = None
         self.matcher: HardNegativeMatcher | None = None
@@ -124,18 +106,13 @@ class CfamMethod(TrainingMethod):
             self.matcher = HardNegativeMatcher(p.decoder_dim, p.matcher_depth, p.decoder_heads)
         self.classifier: nn.Linear | None = None
         if p.cid_weight > 0:
-            self.classifier = nn.Linear(width, num_classes)
-            nn.init.normal_(self.classifier.weight, std=ID_CLASSIFIER_INIT_STD)
-            nn.init.zeros_(self.classifier.bias)
+            self.classifier = id_classifier(width, self.num_classes)
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
         """§5.1: the pretrained CLIP towers vs the randomly initialised modules (own LR via ``optim.group_lr``)."""
         new = [m for m in (self.decoder, self.matcher, self.classifier) if m is not None]
         return {"pretrained": list(self.backbone.parameters()),
                 "new": [q for m in new for q in m.parameters()]}
-
-    def on_epoch_start(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def augment_text(self, tokens: torch.Tensor, caption_ids: torch.Tensor | None) -> torch.Tensor:
         """§5.1 text augmentation (class docstring): random masking and replacement of word tokens."""
@@ -148,12 +125,6 @@ class CfamMethod(TrainingMethod):
         return sample_token_masking(tokens, probs, self.tokenizer.mask_token_id, seeds=seeds,
                                     mask_fraction=p.text_aug_mask_fraction,
                                     random_fraction=p.text_aug_random_fraction).tokens
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_image(images)
-
-    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_text(text_tokens)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         p = self.params

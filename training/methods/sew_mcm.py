@@ -38,7 +38,6 @@ from torch import nn
 from eval.inference import RerankContext
 from eval.rerank import visual_neighbour_rerank
 from pedes_core.configuration import ConfigModel
-from pedes_core.errors import ConfigError
 from training.losses import IGNORE_INDEX, mlm_accuracy, mlm_loss, sdm_loss
 from training.losses.sdm import DEFAULT_TEMPERATURE
 from training.losses.sew import (
@@ -48,16 +47,12 @@ from training.losses.sew import (
     length_adaptive_margin,
     sew_calibration_loss,
 )
-from training.methods.base import TrainingMethod, parse_method_params
-from training.models.clip_backbone import ClipBackbone
-from training.models.config import ModelConfig
+from training.methods.dual_encoder import ID_CLASSIFIER_INIT_STD, DualEncoderMethod
 from training.models.mcm_decoder import McmDecoder
 from training.nam import equal_masking_probabilities, masking_seeds, sample_token_masking
 from training.registry import METHODS
-from training.tokenization import ClipTokenizer
 
 MCM_SEED_PURPOSE = 3
-ID_CLASSIFIER_INIT_STD = 0.001
 
 
 class SewMcmParams(ConfigModel):
@@ -91,46 +86,26 @@ class SewMcmParams(ConfigModel):
 
 
 @METHODS.register("sew_mcm")
-class SewMcmMethod(TrainingMethod):
+class SewMcmMethod(DualEncoderMethod):
     """Dual encoder + Sew calibration (+ MCM decoder, training only); see the module docstring."""
 
     method_name = "sew_mcm"
     supports_rerank = True  # rerank(): seed 003 §4.1, re-ranking by visual neighbours (NAFS)
 
-    def __init__(
-        self,
-        *,
-        model: ModelConfig,
-        num_classes: int,
-        num_captions: int,
-        tokenizer: ClipTokenizer,
-        **params: Any,
-    ) -> None:
-        super().__init__()
-        self.params: SewMcmParams = parse_method_params(SewMcmParams, params, self.method_name)
-        if num_classes < 1 or num_captions < 1:
-            raise ConfigError(f"num_classes ({num_classes}) and num_captions ({num_captions}) must be >= 1")
-        if model.context_length != tokenizer.context_length:
-            raise ConfigError("model.context_length differs from the tokenizer's context length")
-        self.tokenizer = tokenizer
-        self.num_classes = num_classes
-        self.epoch = 0
-        self.backbone = ClipBackbone(model, tokenizer.vocab_size)
+    params_model = SewMcmParams
+    params: SewMcmParams
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         width = self.backbone.embed_dim
         self.classifier: nn.Parameter | None = None
         if self.params.sew_weight > 0 and self.params.sew_id:
-            self.classifier = nn.Parameter(torch.randn(num_classes, width) * ID_CLASSIFIER_INIT_STD)
+            self.classifier = nn.Parameter(torch.randn(self.num_classes, width) * ID_CLASSIFIER_INIT_STD)
         self.mcm_decoder: McmDecoder | None = None
         if self.params.mcm_weight > 0:
-            self.mcm_decoder = McmDecoder(width, tokenizer.vocab_size, depth=self.params.mcm_depth)
+            self.mcm_decoder = McmDecoder(width, self.tokenizer.vocab_size, depth=self.params.mcm_depth)
 
     # --- inference ----------------------------------------------------------------------------
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_image(images)
-
-    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_text(text_tokens)
-
     @torch.no_grad()
     def rerank(self, context: RerankContext) -> torch.Tensor:
         """Stage 2 (§4.1, NAFS): ``S + Jaccard(N(T, K), N(I, K))`` with ``K = context.top_k``, ``[Q, G]``."""

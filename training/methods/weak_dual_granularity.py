@@ -30,7 +30,6 @@ from pydantic import Field
 from torchvision.transforms import v2
 
 from pedes_core.configuration import ConfigModel
-from pedes_core.errors import ConfigError
 from training.losses import itc_loss
 from training.losses.weak_relations import (
     DEFAULT_SOFTENING,
@@ -43,12 +42,9 @@ from training.losses.weak_relations import (
     local_relation_matrix,
 )
 from training.memory_bank import FeatureBank
-from training.methods.base import TrainingMethod, parse_method_params
-from training.models.clip_backbone import ClipBackbone
-from training.models.config import ModelConfig
+from training.methods.dual_encoder import DualEncoderMethod
 from training.nam import equal_masking_probabilities, masking_seeds, sample_token_masking
 from training.registry import METHODS
-from training.tokenization import ClipTokenizer
 
 IDENTITY_KEY = "person_ids"
 IASC_SEED_PURPOSE = 4
@@ -81,38 +77,26 @@ class WeakParams(ConfigModel):
 
 
 @METHODS.register("weak_dual_granularity")
-class WeakDualGranularityMethod(TrainingMethod):
+class WeakDualGranularityMethod(DualEncoderMethod):
     """CLIP dual encoder trained from pairing only (ITC + LRC + GSRC-FR + IASC-CL)."""
 
     method_name = "weak_dual_granularity"
     uses_identity_labels = False
 
-    def __init__(
-        self,
-        *,
-        model: ModelConfig,
-        num_classes: int,
-        num_captions: int,
-        tokenizer: ClipTokenizer,
-        **params: Any,
-    ) -> None:
-        super().__init__()
-        self.params: WeakParams = parse_method_params(WeakParams, params, self.method_name)
+    params_model = WeakParams
+    params: WeakParams
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         p = self.params
-        if num_captions < 1:
-            raise ConfigError(f"num_captions ({num_captions}) must be >= 1")
-        if model.context_length != tokenizer.context_length:
-            raise ConfigError("model.context_length differs from the tokenizer's context length")
-        self.tokenizer = tokenizer
-        self.epoch = 0
-        self.backbone = ClipBackbone(model, tokenizer.vocab_size)
+        model = self.model_config
         dim = self.backbone.embed_dim
         self.image_bank: FeatureBank | None = None
         self.text_bank: FeatureBank | None = None
         if p.gsrc_weight > 0:
             dtype = BANK_DTYPES[p.bank_dtype]
-            self.image_bank = FeatureBank(num_captions, dim, p.bank_momentum, dtype)
-            self.text_bank = FeatureBank(num_captions, dim, p.bank_momentum, dtype)
+            self.image_bank = FeatureBank(self.num_captions, dim, p.bank_momentum, dtype)
+            self.text_bank = FeatureBank(self.num_captions, dim, p.bank_momentum, dtype)
         height, width = model.image_size
         self.augment = v2.Compose(
             [
@@ -123,15 +107,6 @@ class WeakDualGranularityMethod(TrainingMethod):
             ]
         )
         self.last_relations: dict[str, torch.Tensor] = {}
-
-    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_image(images)
-
-    def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
-        return self.backbone.encode_text(text_tokens)
-
-    def on_epoch_start(self, epoch: int) -> None:
-        self.epoch = epoch
 
     # --- IASC-CL inputs ---------------------------------------------------------------------------
     def augment_images(self, images: torch.Tensor) -> torch.Tensor:
