@@ -77,8 +77,7 @@ def step_times(batch_size: int, steps: int) -> dict[str, float]:
     from training.tokenization import ClipTokenizer
 
     tok = ClipTokenizer()
-    cfg = ModelConfig(arch="tiny", image_size=(64, 64), context_length=32, tiny_patch_size=8, tiny_width=64,
-                      tiny_layers=2, tiny_heads=2, tiny_text_width=64, tiny_text_layers=2, tiny_text_heads=2)
+    cfg = ModelConfig(arch="tiny", image_size=(64, 64), context_length=32, vision={"patch_size": 8})
     g = torch.Generator().manual_seed(0)
     pids = torch.arange(batch_size) // 4
     batch = {

@@ -78,12 +78,9 @@ def main() -> None:
     config = ModelConfig(
         arch="tiny",
         image_size=(384, 128),
-        tiny_width=192,
-        tiny_layers=6,
-        tiny_heads=3,
-        tiny_text_width=128,
-        tiny_text_layers=6,
-        tiny_text_heads=2,
+        vision={"width": 192, "layers": 6, "head_width": 64},
+        text={"width": 128, "layers": 6, "heads": 2},
+        embed_dim=128,
         nam_layer=5,
     )
     batch = make_batch(tokenizer, args.batch, config.image_size)

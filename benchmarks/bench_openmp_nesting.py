@@ -34,9 +34,7 @@ def _recipe(synth: Path, out: Path, epochs: int) -> dict:
     bench = {"name": "cuhk-pedes", "annotations": str(synth / "reid_raw.json"), "images": str(synth / "imgs"),
              "label": "synthetic"}
     return {
-        "model": {"arch": "tiny", "image_size": [64, 32], "tiny_patch_size": 8, "stride": 8, "tiny_width": 96,
-                  "tiny_layers": 3, "tiny_heads": 4, "tiny_text_width": 96, "tiny_text_layers": 3,
-                  "tiny_text_heads": 4, "embed_dim": 96},
+        "model": {"arch": "cpu-tiny", "image_size": [64, 32], "stride": 8},
         "method": {"name": "sdm", "params": {}},
         "data": {"benchmark": bench, "batch_size": 32, "num_workers": 0, "sampler": "pk", "pk_instances": 2,
                  "val_fraction": 0.1, "augment": {"crop_padding": 4, "erasing_prob": 0.0}},

@@ -61,8 +61,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     tokenizer = ClipTokenizer()
-    config = ModelConfig(arch="tiny", image_size=(384, 128), tiny_width=192, tiny_layers=6, tiny_heads=3,
-                         tiny_text_width=128, tiny_text_layers=6, tiny_text_heads=2, nam_layer=5)
+    config = ModelConfig(arch="tiny", image_size=(384, 128), vision={"width": 192, "layers": 6, "head_width": 64},
+                         text={"width": 128, "layers": 6, "heads": 2}, embed_dim=128, nam_layer=5)
     batch = make_batch(tokenizer, args.batch, config.image_size)
     batch["person_ids"] = torch.arange(args.batch) // 2
     methods = {name: build(name, config, tokenizer, args.batch) for name in METHOD_NAMES}

@@ -34,8 +34,7 @@ KEYS = ("R1", "R5", "mAP", "mINP")
 
 def run(seed: int, steps: int, ids: int, gallery_per_id: int, ks: list[int]) -> dict[str, dict[str, float]]:
     tokenizer = ClipTokenizer(context_length=CONTEXT)
-    config = ModelConfig(arch="tiny", image_size=IMAGE_SIZE, stride=16, context_length=CONTEXT, tiny_width=64,
-                         tiny_layers=2, tiny_text_width=64, tiny_text_layers=2, nam_layer=1)
+    config = ModelConfig(arch="tiny", image_size=IMAGE_SIZE, stride=16, context_length=CONTEXT, nam_layer=1)
     torch.manual_seed(seed)
     train = synthetic_people(tokenizer, ids, per_id=4, seed=100 + seed)
     gallery = synthetic_people(tokenizer, ids, per_id=gallery_per_id, seed=200 + seed)

@@ -38,9 +38,9 @@ LOADER = textwrap.dedent('''
 def _recipe(stride: int) -> RecipeConfig:
     bench = {"name": "cuhk-pedes", "annotations": "/nonexistent/reid_raw.json", "images": "/nonexistent/imgs"}
     return RecipeConfig.model_validate({
-        "model": {"arch": "tiny", "image_size": [384, 128], "tiny_patch_size": 16, "stride": stride, "tiny_width": 32,
-                  "tiny_layers": 2, "tiny_heads": 2, "tiny_text_width": 32, "tiny_text_layers": 2,
-                  "tiny_text_heads": 2, "nam_layer": 1, "embed_dim": 24},
+        "model": {"arch": "tiny", "image_size": [384, 128], "stride": stride,
+                  "vision": {"patch_size": 16, "width": 32, "layers": 2, "head_width": 16},
+                  "text": {"width": 32, "layers": 2, "heads": 2}, "nam_layer": 1, "embed_dim": 24},
         "method": {"name": "irra", "params": {"id_weight": 1.0, "mlm_weight": 1.0, "cmt_depth": 1}},
         "data": {"benchmark": bench},
         "engine": {"device": "cpu", "output_dir": "/nonexistent/runs"},

@@ -39,17 +39,7 @@ SMOKE_QUERY_KINDS = ["human"]  # import_corpus.HUMAN_KIND: the imported captions
 
 def smoke_model_config(image_size: tuple[int, int] = SMOKE_IMAGE_SIZE) -> ModelConfig:
     """The tiny open_clip dual encoder used by smoke runs and the CPU benchmarks."""
-    return ModelConfig(
-        arch="tiny",
-        image_size=image_size,
-        tiny_width=64,
-        tiny_layers=2,
-        tiny_heads=2,
-        tiny_text_width=64,
-        tiny_text_layers=2,
-        tiny_text_heads=2,
-        nam_layer=1,
-    )
+    return ModelConfig(arch="tiny", image_size=image_size, nam_layer=1)
 
 
 def render_synthetic_benchmark(out: Path, identities: int, images_per_identity: int, seed: int) -> Path:

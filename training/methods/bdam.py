@@ -81,7 +81,8 @@ from training.methods.base import TrainingMethod
 from training.models.bdam.bdam import BDAM
 from training.models.bdam.encoders import ImageEncoder, TextEncoder
 from training.models.bdam.fusion import FusionModule, MixerKind
-from training.models.config import TINY_ARCH, ModelConfig
+from training.models.clip_backbone import PROJECT_ARCHS, tower_config
+from training.models.config import ModelConfig
 from training.registry import METHODS
 
 log = logging.getLogger(__name__)
@@ -165,25 +166,31 @@ class BDAMMethod(TrainingMethod):
         del num_classes, num_captions  # BDAM has no ID classifier / noise store
         self.clip_tokenizer = tokenizer
         self.tokenizer = tokenizer  # captions become CLIP ids in the collate; BERT ids are derived in encode_text
-        tiny = model.arch == TINY_ARCH
-        if tiny and image_encoder is None:
-            self.image_encoder = ImageEncoder.tiny(tuple(model.image_size), model.tiny_patch_size, model.tiny_width,
-                                                   model.tiny_layers, model.tiny_heads, dropout)
+        # random small towers sized by one of the project's model configs (tests, CPU runs), else local weights
+        tiny = model.arch in PROJECT_ARCHS
+        towers = tower_config(model) if tiny else None
+        if towers is not None and image_encoder is None:
+            v = towers["vision_cfg"]
+            self.image_encoder = ImageEncoder.tiny(tuple(model.image_size), v["patch_size"], v["width"], v["layers"],
+                                                   v["width"] // v["head_width"], dropout)
         elif image_encoder is not None:
             self.image_encoder = ImageEncoder.from_local(image_encoder)
         else:
-            raise ConfigError("method.params.image_encoder: a local ViT directory is required unless model.arch is 'tiny'")
+            raise ConfigError("method.params.image_encoder: a local ViT directory is required unless model.arch is "
+                              f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
         self.bert_tokenizer = None
         if text_encoder is not None:
             from transformers import BertTokenizerFast
 
             self.text_encoder = TextEncoder.from_local(text_encoder)
             self.bert_tokenizer = BertTokenizerFast.from_pretrained(text_encoder)
-        elif tiny:
-            self.text_encoder = TextEncoder.tiny(tokenizer.vocab_size, tokenizer.context_length, model.tiny_text_width,
-                                                 model.tiny_text_layers, model.tiny_text_heads, dropout)
+        elif towers is not None:
+            t = towers["text_cfg"]
+            self.text_encoder = TextEncoder.tiny(tokenizer.vocab_size, tokenizer.context_length, t["width"], t["layers"],
+                                                 t["heads"], dropout)
         else:
-            raise ConfigError("method.params.text_encoder: a local BERT directory is required unless model.arch is 'tiny'")
+            raise ConfigError("method.params.text_encoder: a local BERT directory is required unless model.arch is "
+                              f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
         self.text_max_length = text_max_length
         dv, dt = self.image_encoder.dim, self.text_encoder.dim
         self.use_bdam = use_bdam

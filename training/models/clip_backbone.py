@@ -1,9 +1,9 @@
 """CLIP dual encoder through open_clip, with layer-l token access for NAM (seed 002 §3.2, §4.2).
 
-* Built with :func:`open_clip.create_model` from a model config written to a temporary
-  ``local-dir:`` folder (open_clip's custom-config mechanism), always randomly initialised
-  (``pretrained`` never resolved, so no network); named archs take their config from open_clip's
-  registry, ``"tiny"`` is made from the ``tiny_*`` knobs of :class:`ModelConfig`.
+* Built with open_clip's ``CLIP`` constructor from a model config *as data*: open_clip's registry,
+  where the project's own configs (``model_configs/*.json``: ``tiny``, ``cpu-tiny``) are added with
+  ``open_clip.add_model_config``, with the recipe's ``model.vision`` / ``model.text`` fields applied
+  (:func:`tower_config`); always randomly initialised (no ``pretrained`` lookup, so no network).
 * The ViT is re-targeted to ``image_size`` and ``stride`` (overlapping patches when stride < patch):
   the patch convolution's stride is changed and the position embeddings are interpolated
   (:mod:`training.models.position_embedding`).
@@ -26,19 +26,19 @@ left without a gradient, so DDP needs no ``find_unused_parameters``.
 from __future__ import annotations
 
 import copy
-import json
+import dataclasses
 import logging
-import tempfile
 from pathlib import Path
 
 import open_clip
 import torch
 from open_clip.factory import load_state_dict as load_open_clip_state_dict
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from open_clip.transformer import VisionTransformer
 from torch import nn
 
 from pedes_core.errors import ConfigError
-from training.models.config import TINY_ARCH, ModelConfig
+from training.models.config import ModelConfig
 from training.models.position_embedding import (
     extend_text_position_embedding,
     interpolate_position_embedding,
@@ -52,59 +52,58 @@ VISUAL_POS_KEY = "visual.positional_embedding"
 TEXT_POS_KEY = "positional_embedding"
 
 
-def open_clip_model_config(config: ModelConfig, vocab_size: int) -> dict:
-    """The open_clip model config dict for ``config.arch`` (copy of the registry entry or tiny)."""
-    if config.arch == TINY_ARCH:
-        width, text_width = config.tiny_width, config.tiny_text_width
-        return {
-            "embed_dim": config.embed_dim or text_width,
-            "vision_cfg": {
-                "image_size": list(config.image_size),
-                "layers": config.tiny_layers,
-                "width": width,
-                "head_width": width // config.tiny_heads,
-                "patch_size": config.tiny_patch_size,
-            },
-            "text_cfg": {
-                "context_length": config.context_length,
-                "vocab_size": vocab_size,
-                "width": text_width,
-                "heads": config.tiny_text_heads,
-                "layers": config.tiny_text_layers,
-            },
-        }
+#: the project's own model configs (open_clip's JSON format), registered with open_clip on import
+MODEL_CONFIG_DIR = Path(__file__).with_name("model_configs")
+PROJECT_ARCHS: frozenset[str] = frozenset(p.stem for p in MODEL_CONFIG_DIR.glob("*.json"))
+open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+_VISION_FIELDS = frozenset(f.name for f in dataclasses.fields(CLIPVisionCfg))
+_TEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(CLIPTextCfg))
+
+
+def tower_config(config: ModelConfig) -> dict:
+    """The open_clip model config of ``config.arch`` with ``config.vision`` / ``config.text`` /
+    ``embed_dim`` applied (a copy; ``ConfigError`` naming the field for unknown names or bad sizes)."""
     base = open_clip.get_model_config(config.arch)
     if base is None:
-        raise ConfigError(f"model.arch: unknown open_clip model {config.arch!r} (or use {TINY_ARCH!r})")
+        raise ConfigError(f"model.arch: unknown model config {config.arch!r} (open_clip's, or one of the "
+                          f"project's: {sorted(PROJECT_ARCHS)})")
     cfg = copy.deepcopy(base)
     if "timm_model_name" in cfg.get("vision_cfg", {}) or "hf_model_name" in cfg.get("text_cfg", {}):
         raise ConfigError(f"model.arch: {config.arch!r} is not a ViT CLIP with open_clip's own towers")
+    for section, known, given in (("vision", _VISION_FIELDS, config.vision), ("text", _TEXT_FIELDS, config.text)):
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise ConfigError(f"model.{section}: unknown open_clip field(s) {unknown}")
+        cfg[f"{section}_cfg"].update(copy.deepcopy(given))
     if config.embed_dim is not None:
         cfg["embed_dim"] = config.embed_dim
+    vision, text = cfg["vision_cfg"], cfg["text_cfg"]
+    if vision["width"] % vision.get("head_width", 64):
+        raise ConfigError(f"model.vision: width {vision['width']} is not a multiple of head_width "
+                          f"{vision.get('head_width', 64)}")
+    if text["width"] % text.get("heads", 8):
+        raise ConfigError(f"model.text: width {text['width']} is not a multiple of heads {text.get('heads', 8)}")
+    if vision["patch_size"] > min(config.image_size):
+        raise ConfigError(f"model.vision: patch_size {vision['patch_size']} exceeds image_size {config.image_size}")
+    return cfg
+
+
+def open_clip_model_config(config: ModelConfig, vocab_size: int) -> dict:
+    """:func:`tower_config` with the recipe's image size, context length and the tokenizer's vocabulary."""
+    cfg = tower_config(config)
+    cfg["vision_cfg"]["image_size"] = list(config.image_size)
     cfg["text_cfg"]["context_length"] = config.context_length
     cfg["text_cfg"]["vocab_size"] = vocab_size
     return cfg
 
 
-class _ExpectedRandomInitFilter(logging.Filter):
-    """Hide open_clip's "no weights found" warnings: random init is intended here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return "no CLIP weights found" not in text and "initialized randomly" not in text
-
-
 def _create_open_clip(model_cfg: dict) -> open_clip.CLIP:
-    quiet = _ExpectedRandomInitFilter()
-    root = logging.getLogger()
-    root.addFilter(quiet)
-    try:
-        with tempfile.TemporaryDirectory(prefix="pedes-clip-cfg-") as tmp:
-            (Path(tmp) / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg}))
-            model = open_clip.create_model(f"local-dir:{tmp}", pretrained=None, load_weights=False)
-    finally:
-        root.removeFilter(quiet)
-    if not isinstance(model, open_clip.CLIP) or not isinstance(model.visual, VisionTransformer):
+    """A randomly initialised ``open_clip.CLIP`` from a model config dict (the direct constructor)."""
+    body = copy.deepcopy(model_cfg)
+    model = open_clip.CLIP(embed_dim=body.pop("embed_dim"), vision_cfg=body.pop("vision_cfg"),
+                           text_cfg=body.pop("text_cfg"), quick_gelu=body.pop("quick_gelu", False))
+    if not isinstance(model.visual, VisionTransformer):
         raise ConfigError("model.arch: only ViT CLIP models with the built-in text tower are supported")
     return model
 

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from pedes_core.configuration import ConfigModel, ConfigPath
 
-TINY_ARCH = "tiny"
 
 
 class ModelConfig(ConfigModel):
     """Backbone choice and geometry.
 
-    ``arch`` is an open_clip model name (e.g. ``ViT-B-16``) or ``"tiny"``: a small ViT + text
-    transformer built through open_clip's custom-config mechanism from the ``tiny_*`` knobs (tests,
-    smoke runs). ``nam_layer`` is 1-based: layer ``l`` is the output of the l-th residual block of
-    each tower (seed 002 §3.2, default l = 10); it is clipped to the depth of shallower towers.
+    ``arch`` is an open_clip model config name: open_clip's own (``ViT-B-16``, ...) or one of the
+    project's, shipped as data in ``training/models/model_configs/`` and registered with
+    ``open_clip.add_model_config`` (``tiny``: 2+2 blocks of width 64 for tests and smoke runs;
+    ``cpu-tiny``: the CPU retrieval profile's 3+3 blocks of width 96, patch 8). ``vision`` / ``text``
+    replace fields of that config's ``vision_cfg`` / ``text_cfg`` (open_clip's names: ``width``,
+    ``layers``, ``head_width``, ``patch_size`` / ``width``, ``heads``, ``layers``, ...); unknown names
+    are errors. ``embed_dim`` replaces the joint dimension. ``nam_layer`` is 1-based: layer ``l`` is the
+    output of the l-th residual block of each tower (seed 002 §3.2, default l = 10); it is clipped to the
+    depth of shallower towers.
     """
 
     arch: str = "ViT-B-16"
@@ -25,24 +31,12 @@ class ModelConfig(ConfigModel):
     checkpoint: ConfigPath | None = None
     embed_dim: int | None = Field(None, ge=1)
     nam_layer: int = Field(10, ge=1)
-    tiny_width: int = Field(64, ge=8)
-    tiny_layers: int = Field(2, ge=1)
-    tiny_heads: int = Field(2, ge=1)
-    tiny_patch_size: int = Field(16, ge=1)
-    tiny_text_width: int = Field(64, ge=8)
-    tiny_text_layers: int = Field(2, ge=1)
-    tiny_text_heads: int = Field(2, ge=1)
+    vision: dict[str, Any] = Field(default_factory=dict)
+    text: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_geometry(self) -> ModelConfig:
         h, w = self.image_size
         if h < 1 or w < 1:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
-        if self.arch == TINY_ARCH:
-            if self.tiny_width % self.tiny_heads or self.tiny_text_width % self.tiny_text_heads:
-                raise ValueError("tiny_width/tiny_text_width must be divisible by their head counts")
-            if self.tiny_patch_size > min(h, w):
-                raise ValueError(
-                    f"tiny_patch_size {self.tiny_patch_size} exceeds image_size {self.image_size}"
-                )
         return self

@@ -83,8 +83,9 @@ def clip_tokenizer() -> ClipTokenizer:
 
 @pytest.fixture(scope="session")
 def tiny_model_config() -> ModelConfig:
-    return ModelConfig(arch="tiny", image_size=(32, 32), context_length=24, tiny_patch_size=8, tiny_width=32,
-                       tiny_layers=1, tiny_heads=2, tiny_text_width=32, tiny_text_layers=1, tiny_text_heads=2)
+    return ModelConfig(arch="tiny", image_size=(32, 32), context_length=24,
+                       vision={"patch_size": 8, "width": 32, "layers": 1, "head_width": 16},
+                       text={"width": 32, "layers": 1, "heads": 2}, embed_dim=32)
 
 
 @pytest.fixture(scope="session")

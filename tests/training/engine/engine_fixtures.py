@@ -69,8 +69,8 @@ def tiny_recipe(corpus: Path, out: Path, **sections: Any) -> RecipeConfig:
     """A CPU recipe with the tiny open_clip model on ``corpus``; ``sections`` deep-update the dict."""
     data: dict[str, Any] = {
         "model": {
-            "arch": "tiny", "image_size": [64, 32], "tiny_width": 32, "tiny_text_width": 32,
-            "tiny_layers": 2, "tiny_text_layers": 2, "nam_layer": 1,
+            "arch": "tiny", "image_size": [64, 32], "vision": {"width": 32, "layers": 2, "head_width": 16},
+            "text": {"width": 32, "layers": 2}, "embed_dim": 32, "nam_layer": 1,
         },
         "method": {"name": "sdm", "params": {}},
         "data": {"corpus": {"root": str(corpus)}, "batch_size": 4, "num_workers": 0, "val_fraction": 0.2,

@@ -22,7 +22,7 @@ def method_tokenizer() -> ClipTokenizer:
 @pytest.fixture(scope="session")
 def method_model_config() -> ModelConfig:
     return ModelConfig(
-        arch="tiny", image_size=(64, 32), stride=16, tiny_layers=3, tiny_text_layers=3, nam_layer=2
+        arch="tiny", image_size=(64, 32), stride=16, vision={"layers": 3}, text={"layers": 3}, nam_layer=2
     )
 
 

@@ -59,9 +59,10 @@ def test_layer_token_access_shapes_and_consistency(tiny_reid_backbone: ClipBackb
         image_final, image_layer = backbone.image_tokens(images, return_layer=1)
         text_final, text_layer = backbone.text_tokens(text, return_layer=1)
         early = backbone.text_layer_tokens(text, 1)
-    width = backbone.config.tiny_width
+    width = backbone.clip.visual.transformer.width
+    assert width == 64  # model_configs/tiny.json
     assert image_layer.shape == (2, 1 + 192, width)
-    assert text_layer.shape == (2, 77, backbone.config.tiny_text_width)
+    assert text_layer.shape == (2, 77, backbone.clip.transformer.width)
     assert text_final.shape == (2, 77, backbone.embed_dim)
     assert torch.allclose(early, text_layer, atol=1e-6)
     assert backbone.project_image_tokens(image_layer).shape == (2, 193, backbone.embed_dim)
@@ -146,3 +147,32 @@ def test_bad_checkpoint_and_arch_are_config_errors(tmp_path: Path, clip_tokenize
             ModelConfig(arch="tiny", image_size=(64, 32), checkpoint=tmp_path / "missing.pt"),
             clip_tokenizer.vocab_size,
         )
+
+
+def test_model_configs_are_data_registered_with_open_clip(clip_tokenizer) -> None:
+    """The project's archs are open_clip JSON configs; recipe fields replace theirs; bad names are errors."""
+    import json
+
+    import open_clip
+
+    from training.models.clip_backbone import MODEL_CONFIG_DIR, PROJECT_ARCHS, tower_config
+
+    assert {"tiny", "cpu-tiny"} <= PROJECT_ARCHS
+    on_disk = json.loads((MODEL_CONFIG_DIR / "cpu-tiny.json").read_text())
+    assert open_clip.get_model_config("cpu-tiny") == on_disk  # open_clip itself knows the name
+    cfg = ModelConfig(arch="cpu-tiny", image_size=(64, 32), stride=8, context_length=64)
+    backbone = ClipBackbone(cfg, clip_tokenizer.vocab_size)
+    assert backbone.vision_layers == 3 and backbone.embed_dim == 96 and backbone.patch_size == 8
+    wider = ModelConfig(arch="cpu-tiny", image_size=(64, 32), stride=8, context_length=64,
+                        vision={"layers": 1}, text={"width": 64, "heads": 2}, embed_dim=48)
+    changed = ClipBackbone(wider, clip_tokenizer.vocab_size)
+    assert changed.vision_layers == 1 and changed.clip.transformer.width == 64 and changed.embed_dim == 48
+    assert tower_config(cfg)["vision_cfg"]["layers"] == 3  # the registry entry itself is never modified
+    with pytest.raises(ConfigError, match=r"model.vision: unknown open_clip field\(s\) \['depth'\]"):
+        tower_config(ModelConfig(arch="tiny", vision={"depth": 2}))
+    with pytest.raises(ConfigError, match="model.text: width 64 is not a multiple of heads 3"):
+        tower_config(ModelConfig(arch="tiny", text={"heads": 3}))
+    with pytest.raises(ConfigError, match="unknown model config 'nope'"):
+        tower_config(ModelConfig(arch="nope"))
+    with pytest.raises(Exception, match="tiny_width"):  # the old knobs are gone, not ignored
+        ModelConfig(arch="tiny", tiny_width=32)

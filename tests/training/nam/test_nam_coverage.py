@@ -116,8 +116,8 @@ def test_items_of_all_map_to_their_image_and_caption(tmp_path) -> None:
 
 def _recipe(corpus: Path, out: Path, mode: str, epochs: int) -> RecipeConfig:
     return RecipeConfig.model_validate({
-        "model": {"arch": "tiny", "image_size": [64, 32], "tiny_width": 32, "tiny_text_width": 32,
-                  "tiny_layers": 2, "tiny_text_layers": 2, "nam_layer": 1},
+        "model": {"arch": "tiny", "image_size": [64, 32], "vision": {"width": 32, "layers": 2, "head_width": 16}, "text": {"width": 32, "layers": 2}, 
+                  "embed_dim": 32, "nam_layer": 1},
         "method": {"name": "nam_sdm", "params": {"masking": "nam"}},
         "data": {"corpus": {"root": str(corpus)}, "batch_size": 8, "num_workers": 0, "val_fraction": 0.0,
                  "captions_per_epoch": mode, "augment": {"crop_padding": 2}},

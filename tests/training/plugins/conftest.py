@@ -79,11 +79,7 @@ def plugin_model_config() -> ModelConfig:
         arch="tiny",
         image_size=IMAGE_SIZE,
         stride=16,
-        context_length=CONTEXT,
-        tiny_width=64,
-        tiny_layers=2,
-        tiny_text_width=64,
-        tiny_text_layers=2,
+        context_length=CONTEXT,  # model_configs/tiny.json: 2+2 blocks of width 64
         nam_layer=1,
     )
 

@@ -19,8 +19,8 @@ from training.registry import METHODS
 from training.tokenization import ClipTokenizer
 
 RECIPE = Path(__file__).parents[3] / "configs" / "cfam.yaml"
-TINY = ["model.arch=tiny", "model.tiny_width=32", "model.tiny_layers=1", "model.tiny_text_width=32",
-        "model.tiny_text_layers=1", "model.image_size=[64,32]", "method.params.decoder_dim=32",
+TINY = ["model.arch=tiny", "model.vision.width=32", "model.vision.layers=1", "model.vision.head_width=16",
+        "model.text.width=32", "model.text.layers=1", "model.embed_dim=32", "model.image_size=[64,32]", "method.params.decoder_dim=32",
         "method.params.decoder_heads=4", "method.params.num_queries=4"]
 
 
@@ -34,8 +34,8 @@ def test_extend_text_position_embedding_keeps_head_and_end_points() -> None:
 
 
 def _tiny_77_checkpoint(tmp_path: Path) -> Path:
-    cfg = ModelConfig(arch="tiny", image_size=(64, 32), context_length=77, tiny_width=32, tiny_layers=1,
-                      tiny_text_width=32, tiny_text_layers=1)
+    cfg = ModelConfig(arch="tiny", image_size=(64, 32), context_length=77,
+                      vision={"width": 32, "layers": 1, "head_width": 16}, text={"width": 32, "layers": 1}, embed_dim=32)
     torch.manual_seed(1)
     src = ClipBackbone(cfg, ClipTokenizer(77).vocab_size)
     path = tmp_path / "clip77.pt"
