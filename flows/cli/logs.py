@@ -14,7 +14,8 @@ How each library is reached:
   root / uvicorn / fastapi handlers are ours (Prefect's loggers keep their API handlers);
 * vLLM: ``VLLM_CONFIGURE_LOGGING=0`` (its loggers propagate to the root instead of printing);
 * transformers keeps its own stderr handler (not propagating), so quiet mode sets
-  ``TRANSFORMERS_VERBOSITY=error``: its warnings are dropped, not filed;
+  ``TRANSFORMERS_VERBOSITY=error``: its warnings are dropped, not filed, and its tqdm bars (weights
+  loading/saving) are off (``HF_HUB_DISABLE_PROGRESS_BARS=1``; the project draws its own bars);
 * Prefect telemetry off (``PREFECT_SERVER_ANALYTICS_ENABLED=false``, ``DO_NOT_TRACK=1``): with the
   ephemeral SQLite API its telemetry service raced the flow for the database ("database is locked").
 
@@ -86,6 +87,7 @@ def setup_logging(verbose: int = 0) -> None:
     if verbose == 0:
         env("TRANSFORMERS_VERBOSITY", "error")
         env("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        env("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" / "Writing model shards" bars
     try:
         path = _prefect_logging_config()
     except Exception:  # noqa: BLE001 - logging must never stop a command

@@ -63,3 +63,16 @@ def test_console_filter_rules():
             os.environ.pop(ENV_VERBOSE, None)
         else:
             os.environ[ENV_VERBOSE] = old
+
+
+def test_captioner_training_is_quiet(tmp_path):
+    """No transformers tqdm bars ("Writing model shards") and no per-step loss lines on the terminal: the
+    bar is the project's, the loss lines go to the log."""
+    from tests.captioner_settings import MICRO_CAPTIONER
+
+    sets = [x for k, v in {**MICRO_CAPTIONER, "cache_dir": str(tmp_path / "cache")}.items() for x in ("--set", f"{k}={v}")]
+    proc = _run(["captioner", "train", "--out", str(tmp_path / "cap"), *sets], tmp_path, tmp_path / "prefect-home")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "captioner:" in proc.stdout and "step 1/3" not in proc.stdout + proc.stderr
+    for noise in ("Writing model shards", "Loading weights", "Traceback"):
+        assert noise not in proc.stderr, f"{noise!r} on the terminal:\n{proc.stderr[-2000:]}"
