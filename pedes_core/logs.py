@@ -16,6 +16,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 RUN_DIR_ATTR = "pedes_run_dir"
@@ -123,3 +125,37 @@ class RunFileHandler(logging.Handler):
         target.write_text("\n".join(cls._buffer) + "\n", encoding="utf-8")
         cls._buffer.clear()
         return target
+
+
+@contextmanager
+def worker_output_to_log(label: str) -> Iterator[Path | None]:
+    """Quiet mode (``PEDES_VERBOSE=0``, set by the CLI): while the block runs, file descriptors 1 and 2
+    point at the run's log file (``pedes.log`` when a run folder is known, else
+    ``<tmp>/pedes-logs/<label>-<pid>.log``), so worker processes started inside it (vLLM's engine core and
+    workers print their banners, tqdm bars and warnings straight to the inherited descriptors) write
+    there for their whole life. The descriptors are restored when the block ends. Outside quiet mode,
+    or in a process that is not the CLI (``PEDES_VERBOSE`` unset), nothing changes. Yields the file
+    (None when nothing was redirected)."""
+    if os.environ.get(ENV_VERBOSE) != "0":
+        yield None
+        return
+    target = RunFileHandler.path
+    if target is None:
+        folder = Path(tempfile.gettempdir()) / "pedes-logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{label}-{os.getpid()}.log"
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield target
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (*saved, fd):
+            os.close(f)

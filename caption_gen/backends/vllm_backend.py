@@ -148,7 +148,10 @@ class VLLMBackend:
             kwargs["max_num_seqs"] = seqs
             kwargs["max_num_batched_tokens"] = seqs * spec.max_model_len
         kwargs.update(spec.engine_args)
-        self._llm: Any = LLM(**kwargs)
+        from pedes_core.logs import worker_output_to_log
+
+        with worker_output_to_log("vllm"):  # quiet CLI: the engine processes' banners go to the log file
+            self._llm: Any = LLM(**kwargs)
 
     def _conversation(self, request: GenerationRequest) -> list[dict[str, Any]]:
         part = None
