@@ -123,8 +123,11 @@ class VLLMBackend:
         spec.check()
         if _cpu_only():
             os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+        from pedes_core.logs import worker_output_to_log
+
         try:
-            from vllm import LLM
+            with worker_output_to_log("vllm"):  # quiet CLI: torch's import-time warnings go to the log file
+                from vllm import LLM
         except ImportError as exc:
             raise ConfigError(f"model {spec.label!r}: backend 'vllm' needs the vllm package ({exc})") from None
         self.spec = spec
@@ -148,8 +151,6 @@ class VLLMBackend:
             kwargs["max_num_seqs"] = seqs
             kwargs["max_num_batched_tokens"] = seqs * spec.max_model_len
         kwargs.update(spec.engine_args)
-        from pedes_core.logs import worker_output_to_log
-
         with worker_output_to_log("vllm"):  # quiet CLI: the engine processes' banners go to the log file
             self._llm: Any = LLM(**kwargs)
 
