@@ -183,10 +183,16 @@ def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
     defaults: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any] | None = None,
 ) -> T:
     """Load ``model`` from an optional YAML file, then apply ``key=value`` overrides.
 
-    ``defaults`` (e.g. values from CLI flags) sit below the file; overrides sit above it.
+    Layers, lowest first: ``defaults`` (values a caller supplies when neither the file nor the command
+    line says anything), the file, ``flags`` (explicit command-line options, which win over the file;
+    ``None`` values are "not given"), then ``overrides`` (``--set``). One path rule: a relative path
+    written in the file resolves against the file's directory; a flag's must already be absolute or
+    relative to the current directory (the CLI passes ``Path.absolute()``), an override's resolves
+    against the current directory.
     """
     data: dict[str, Any] = dict(defaults or {})
     source = "<defaults>"
@@ -196,6 +202,10 @@ def load_config(
         data = deep_merge(data, read_yaml(path))
         source = str(path)
         base_dir = path.resolve().parent
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if given:
+        data = deep_merge(data, given)
+        source = f"{source} + command-line flags" if path is not None else "command-line flags"
     try:
         cfg = model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:

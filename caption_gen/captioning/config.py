@@ -173,38 +173,15 @@ def load_caption_config(
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> CaptionRunConfig:
-    """Config file ← explicit CLI flags (win over the file) ← ``--set`` overrides.
+    """Config file ← explicit CLI flags (win over the file) ← ``--set`` overrides, through
+    :func:`pedes_core.configuration.load_config` (one loader, one path rule: values written in the file
+    resolve against the file's directory, command-line values against the current directory — the image
+    source and path flags are made absolute here first). Any problem raises
+    :class:`~pedes_core.errors.ConfigError` naming the file/flag and field."""
+    from pedes_core.configuration import load_config
 
-    One rule for relative paths, as :func:`pedes_core.configuration.load_config`: values written in the
-    file resolve against the file's directory, command-line values (flags and ``--set``) against the
-    current directory. Any problem raises :class:`~pedes_core.errors.ConfigError` naming the file/flag
-    and field."""
-    from pydantic import ValidationError
-
-    from pedes_core.configuration import deep_merge, format_validation_error, parse_overrides, read_yaml
-    from pedes_core.errors import ConfigError
-
-    data: dict[str, Any] = {}
-    base = Path.cwd()
-    source = "command-line flags"
-    if path is not None:
-        data = read_yaml(Path(path))
-        base = Path(path).resolve().parent
-        source = f"{path} + command-line flags"
     given = {k: v for k, v in (flags or {}).items() if v is not None}
     for key in _PATH_FLAGS:  # command-line values: relative to the current directory, not the file
         if key in given:
             given[key] = _resolve_source(given[key], _CwdInfo())
-    data = deep_merge(data, given)
-    try:
-        cfg = CaptionRunConfig.model_validate(data, context={"base_dir": base})
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
-    extra = parse_overrides(overrides or [])
-    if not extra:
-        return cfg
-    merged = deep_merge(cfg.model_dump(mode="python"), extra)
-    try:
-        return CaptionRunConfig.model_validate(merged, context={"base_dir": Path.cwd()})
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "--set overrides")) from None
+    return load_config(CaptionRunConfig, path, overrides or [], flags=given)

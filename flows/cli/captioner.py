@@ -37,10 +37,7 @@ def train(
 
     flags = {"out": str(out.absolute()), "synthetic": str(synthetic.absolute()) if synthetic else None,
              "steps": steps, "seed": seed, "noise": noise}
-    given = {k: v for k, v in flags.items() if v is not None}
-    cfg = load_config(CaptionerConfig, config, overrides or [], defaults=given)
-    if config is not None:  # explicit flags win over the file
-        cfg = load_config(CaptionerConfig, None, overrides or [], defaults={**cfg.model_dump(mode="json"), **given})
+    cfg = load_config(CaptionerConfig, config, overrides or [], flags=flags)  # explicit flags win over the file
     console = Console(highlight=False, soft_wrap=True)
     from flows.cli.progress import task_progress
 
