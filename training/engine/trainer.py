@@ -96,17 +96,8 @@ def build_method(recipe: RecipeConfig, num_classes: int, num_captions: int) -> t
     """The registered method of the recipe (``method.name`` + ``method.params``)."""
     import training.methods  # noqa: F401  (registers the built-in methods)
     from training.registry import METHODS
-    from training.tokenization import ClipTokenizer
 
-    tokenizer = ClipTokenizer(recipe.model.context_length)
-    return METHODS.build(
-        recipe.method.name,
-        model=recipe.model,
-        num_classes=num_classes,
-        num_captions=num_captions,
-        tokenizer=tokenizer,
-        **recipe.method.params,
-    )
+    return METHODS.get(recipe.method.name).from_config(recipe, num_classes, num_captions)
 
 
 class Trainer:

@@ -26,7 +26,7 @@ engine into the total loss (the method applies its own weights); other keys are 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from pydantic import BaseModel, ValidationError
@@ -53,6 +53,23 @@ class TrainingMethod(nn.Module):
     #: a ConfigError): a list-level ``rerank(context: eval.inference.RerankContext) -> [Q, G]`` on the
     #: already-encoded features (Sew), or the pairwise :meth:`rerank_scores` (BDAM); see eval.inference.
     supports_rerank: bool = False
+    #: the registered name (error messages) and the typed model of ``method.params`` (:meth:`from_config`)
+    method_name: ClassVar[str] = "method"
+    params_model: ClassVar[type[BaseModel] | None] = None
+
+    @classmethod
+    def from_config(cls, recipe: Any, num_classes: int, num_captions: int) -> TrainingMethod:
+        """The method of a recipe (``model``, ``method.params``): the params are validated by
+        :attr:`params_model` (a ConfigError names the method and field), then passed to the constructor with
+        the CLIP tokenizer of the recipe's context length. The one place a method is built from config
+        (``training.engine.trainer.build_method``)."""
+        from training.tokenization import ClipTokenizer
+
+        params = dict(recipe.method.params)
+        if cls.params_model is not None:
+            params = parse_method_params(cls.params_model, params, cls.method_name).model_dump()
+        return cls(model=recipe.model, num_classes=num_classes, num_captions=num_captions,
+                   tokenizer=ClipTokenizer(recipe.model.context_length), **params)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

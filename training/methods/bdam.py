@@ -74,6 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pedes_core.configuration import ConfigModel
 from pedes_core.errors import ConfigError, InputError
 from training.gradnorm import GradNorm
 from training.losses.bdam_losses import candidate_info_nce, gate_regularization, hsic, info_nce, triplet_loss
@@ -110,11 +111,55 @@ class ImageStates:
     f_clo_hat: torch.Tensor | None = None  # [B, D_v] pooled clothing feature before the gate (Eq. 1)
 
 
+class BdamParams(ConfigModel):
+    """``method.params`` of ``bdam`` (the constructor's keyword arguments, typed; unknown keys are errors).
+    Sizes: ``depth``/``heads`` of the BDAM blocks, ``fusion_dim``/``fusion_layers``/``d_state``/``d_conv`` of the
+    fusion mixer; the loss options are documented in the module docstring."""
+
+    image_encoder: str | None = None
+    text_encoder: str | None = None
+    text_max_length: int = 77
+    use_bdam: bool = True
+    depth: int = 6
+    heads: int = 8
+    cross_attention: bool = True
+    gate: bool = True
+    fusion: MixerKind = "mamba"
+    fusion_dim: int = 256
+    fusion_layers: int = 2
+    d_state: int = 16
+    d_conv: int = 4
+    fusion_gate: bool = True
+    fusion_align: bool = True
+    dropout: float = 0.1
+    temperature: float = 0.07
+    aln_temperature: float = 0.07
+    triplet_margin: float = 0.3
+    hard_negatives: int = 7
+    gate_reg_weight: float = 0.0
+    identity_text_alignment: bool = True
+    disabled_losses: list[str] | None = None
+    missing_descriptions: Literal["error", "skip"] = "error"
+    gradnorm: bool = True
+    gradnorm_alpha: float = 1.5
+    gradnorm_lr: float = 0.025
+    gradnorm_log_reg: float = 1e-3
+    gradnorm_clip: tuple[float, float] = (1e-4, 10.0)
+    gradnorm_alpha_mode: Literal["exponent", "coefficient"] = "exponent"
+    gradnorm_reference: Literal["first", "mean"] = "first"
+    rerank_top_k: int = 32
+    identity_positives: bool = True
+    aln_feature: Literal["pooled", "gated"] = "pooled"
+    fusion_text: Literal["identity", "caption"] = "identity"
+
+
 @METHODS.register("bdam")
 class BDAMMethod(TrainingMethod):
     """Seed 000: ViT + BERT, BDAM decoupling, Mamba fusion, GradNorm-balanced multi-task loss."""
 
     supports_rerank = True
+    method_name = "bdam"
+    params_model = BdamParams
     #: ``pedes train --smoke`` sizes of the params BDAM keeps in ``method.params`` (wiring, not scale)
     smoke_params: ClassVar[dict[str, Any]] = {"depth": 1, "heads": 2, "fusion_dim": 32, "hard_negatives": 1,
                                               "rerank_top_k": 4}
