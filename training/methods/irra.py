@@ -24,7 +24,6 @@ class IrraParams(SdmParams):
     mlm_weight: float = Field(1.0, ge=0)
 
 
-
 @METHODS.register("irra")
 class IrraMethod(SdmFamilyMethod):
     """IRRA-style fine-tuning: SDM + ID on the full caption, MLM on a BERT-masked copy (p = 0.15)."""

@@ -40,7 +40,6 @@ class NamSdmParams(SdmParams):
     masking: Literal["nam", "em"] = "nam"
 
 
-
 @METHODS.register("nam_sdm")
 class NamSdmMethod(SdmFamilyMethod):
     """Seed 002 pretraining: SDM on (image, NAM- or EM-masked caption); see the module docstring."""

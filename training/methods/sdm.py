@@ -43,7 +43,6 @@ class SdmParams(ConfigModel):
     cmt_depth: int = Field(4, ge=1)
 
 
-
 class SdmFamilyMethod(DualEncoderMethod):
     """Shared parts of ``sdm`` / ``nam_sdm`` / ``irra``: optional ID classifier and cross-modal MLM head,
     the global losses and the seeded caption masking."""
