@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -185,11 +186,23 @@ def _config_hash(cfg: StylesConfig) -> str:
     return hashlib.sha256(config_to_yaml(cfg).encode("utf-8")).hexdigest()
 
 
-def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, texts: list[str] | None = None) -> BuildResult:
+def _done(stage: str, progress: Callable[[str, int, int], None] | None) -> None:
+    if progress is not None:
+        progress(stage, BUILD_STAGES.index(stage) + 1, len(BUILD_STAGES))
+
+
+#: the stages of :func:`build_styles`, in order (``progress(stage, done, total)`` after each)
+BUILD_STAGES: tuple[str, ...] = ("load", "neutralize", "embed", "features", "pca", "cluster", "stabilize_merge",
+                                 "prompts", "report")
+
+
+def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, texts: list[str] | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> BuildResult:
     """Run the whole style pipeline and write its outputs to ``out`` (see module docstring).
 
     ``backend`` (a ``CaptionBackend``) is needed only by the LLM neutralizer/prompter; ``texts``
-    overrides ``cfg.source`` (for flows that already hold the texts)."""
+    overrides ``cfg.source`` (for flows that already hold the texts); ``progress(stage, done, total)`` is
+    called after each of :data:`BUILD_STAGES`."""
     import pandas as pd
 
     from caption_gen.styles import cluster as cl
@@ -222,12 +235,14 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
         origin, kind, skipped = "<in-memory>", "texts", 0
     n = len(texts)
     timings["load_s"] = time.perf_counter() - t0
+    _done("load", progress)
 
     t = time.perf_counter()
     neutralizer = make_neutralizer(cfg.neutralizer, backend)
     neutral = neutralizer.neutralize(texts)
     survival = content_survival(texts, neutral)
     timings["neutralize_s"] = time.perf_counter() - t
+    _done("neutralize", progress)
 
     e = cfg.embedding
     t = time.perf_counter()
@@ -241,6 +256,7 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
         clip_vecs, n_computed = cache.get_or_compute(embed_texts, embedder)
         embed_key = embedder.key
     timings["embed_s"] = time.perf_counter() - t
+    _done("embed", progress)
     t = time.perf_counter()
     stylo = stylometric_features(neutral)  # always: the merge rule and the prompts use it
     stylo_z = zscore(stylo)
@@ -252,11 +268,13 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
     feats = combine_features(clip_vecs, stylo if use_stylo else None, w_clip=weights["clip"],
                              w_stylo=weights["stylometric"], ngrams=ngrams, w_ngram=weights["ngrams"])
     timings["features_s"] = time.perf_counter() - t
+    _done("features", progress)
 
     t = time.perf_counter()
     c = cfg.cluster
     z, pca = cl.reduce_dims(feats, c.pca_components, cfg.seed)
     timings["pca_s"] = time.perf_counter() - t
+    _done("pca", progress)
     t = time.perf_counter()
     if c.algorithm == "dbscan":
         fit = cl.fit_dbscan(z, eps=c.eps, min_samples=c.min_samples, max_fit_points=c.max_fit_points,
@@ -270,6 +288,7 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
                                 max_fit_points=c.max_fit_points, silhouette_sample=min(c.silhouette_sample, 3000),
                                 seed=cfg.seed)
     timings["cluster_s"] = time.perf_counter() - t
+    _done("cluster", progress)
     t = time.perf_counter()
     min_size = c.min_cluster_size or cl.auto_min_cluster_size(n, c.min_cluster_share)
     labels, stab = cl.stabilize(z, fit.labels, min_size=min_size)
@@ -279,6 +298,7 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
     labels, prompt_merge, briefs = _merge_by_prompt(cfg, labels, stylo, z, neutral)
     sil = cl.silhouette_sampled(z, labels, sample=c.silhouette_sample, seed=cfg.seed)
     timings["stabilize_merge_s"] = time.perf_counter() - t
+    _done("stabilize_merge", progress)
 
     t = time.perf_counter()
     from caption_gen.styles.prompts import (
@@ -311,6 +331,7 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
         prompts = statistics_prompts(brief_list)
     sim_max, sim_pair = max_pairwise_similarity([p[0] for p in prompts])
     timings["prompts_s"] = time.perf_counter() - t
+    _done("prompts", progress)
 
     style_ids = [style_id_for(s_) for s_ in range(k)]
     styles = [StyleEntry(style_id=style_ids[s_], prompt=prompts[s_][0], size=int(len(groups[s_])),
@@ -382,6 +403,7 @@ def build_styles(cfg: StylesConfig, out: str | Path, *, backend: Any = None, tex
         t = time.perf_counter()
         write_report(out, max_points=cfg.scatter_points, seed=cfg.seed)
         timings["report_s"] = time.perf_counter() - t
+    _done("report", progress)  # also when no report is written: the stage is over
     timings["total_s"] = time.perf_counter() - t0
     summary["timings"] = timings
     (out / "clustering.json").write_text(json.dumps(summary, indent=2, default=float) + "\n", encoding="utf-8")

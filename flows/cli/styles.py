@@ -42,7 +42,18 @@ def build(
     if cfg.neutralizer == "llm" or cfg.prompter == "llm":
         raise ConfigError("styles build: the LLM neutralizer/prompter needs a backend; the CLI runs the rule-based "
                           "neutralizer and statistics prompts (use the style-clusters flow for LLM backends)")
-    result = build_styles(cfg, out)
+    from flows.cli.progress import task_progress
+
+    with task_progress() as start:
+        advance = None
+
+        def on_stage(stage: str, done: int, total: int) -> None:
+            nonlocal advance
+            if advance is None:
+                advance = start("styles build", total)
+            advance(1)
+
+        result = build_styles(cfg, out, progress=on_stage)
     typer.echo(format_build_summary(result.summary, out))
 
 

@@ -165,3 +165,13 @@ def test_report_renders_in_headless_chromium(built_default, tmp_path):
     assert errors == []
     assert all(u.startswith(("file:", "data:")) for u in requests), requests
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_build_reports_every_stage_in_order(tmp_path, ufine3c_file):
+    from caption_gen.styles.build import BUILD_STAGES, StylesConfig, build_styles
+
+    path, _ = ufine3c_file
+    calls: list[tuple[str, int, int]] = []
+    build_styles(StylesConfig(source=str(path), report=False), tmp_path / "s", progress=lambda *c: calls.append(c))
+    assert [c[0] for c in calls] == list(BUILD_STAGES)
+    assert [c[1] for c in calls] == list(range(1, len(BUILD_STAGES) + 1)) and {c[2] for c in calls} == {len(BUILD_STAGES)}
