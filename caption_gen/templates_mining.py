@@ -229,16 +229,24 @@ class LLMTemplateMiner:
 def mine_templates(
     captions: Sequence[str], *, backend: Any = None, fallback_rules: bool = True, threshold: float = 0.92,
     embed: Callable[[Sequence[str]], Any] | None = None, max_templates: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> MiningResult:
     """Mine a TDE template bank from ``captions`` (see module docstring). With ``backend`` the LLM writes
     the templates; a failed or invalid LLM output falls back to :func:`rule_template` when
-    ``fallback_rules`` (the reject keeps the LLM's reason either way)."""
+    ``fallback_rules`` (the reject keeps the LLM's reason either way). ``progress(done, total)`` follows
+    the captions as they are turned into templates (the LLM's batch reports once, when it returns)."""
     rejects: list[dict[str, str]] = []
     raw: list[tuple[str | None, str, str | None]] = []  # (template, source, failure)
+    total = len(captions)
     if backend is not None:
         raw = [(tpl, "llm", reason) for tpl, reason in LLMTemplateMiner(backend).templates(captions)]
+        if progress is not None:
+            progress(total, total)
     else:
-        raw = [(rule_template(c), "rules", None) for c in captions]
+        for i, c in enumerate(captions, 1):
+            raw.append((rule_template(c), "rules", None))
+            if progress is not None and (i % 64 == 0 or i == total):
+                progress(i, total)
     cands: list[MinedTemplate] = []
     fallbacks = 0
     repaired = 0

@@ -15,7 +15,7 @@ from flows.cli.templates import templates_app
 
 @templates_app.command("mine")
 def mine(
-    captions: Annotated[str, typer.Option("--captions", help="Text file (one caption per line), annotation JSON, Parquet, or corpus dir.")],
+    captions: Annotated[str, typer.Option("--source", "--captions", help="Text file (one caption per line), annotation JSON, Parquet, or corpus dir (as `styles build --source`; `--captions` is the old name).")],
     out: Annotated[Path, typer.Option("--out", help="Template bank to write (.json, or .txt for one template per line).")],
     max_captions: Annotated[int | None, typer.Option("--max-captions", help="Seeded random sample of at most N captions.")] = None,
     max_templates: Annotated[int | None, typer.Option("--max-templates", help="Keep at most N templates (most supported first).")] = None,
@@ -27,7 +27,18 @@ def mine(
     from caption_gen.templates_mining import mine_templates, write_template_bank
 
     src = load_style_texts(captions, max_texts=max_captions, seed=seed)
-    result = mine_templates(src.texts, threshold=threshold, max_templates=max_templates)
+    from flows.cli.progress import task_progress
+
+    with task_progress() as start:
+        bar = start("templates mine", len(src.texts))
+        seen = 0
+
+        def on_progress(done: int, total: int) -> None:
+            nonlocal seen
+            bar(done - seen)
+            seen = done
+
+        result = mine_templates(src.texts, threshold=threshold, max_templates=max_templates, progress=on_progress)
     path = write_template_bank(result, out, source=src.origin)
     s = result.stats
     typer.echo(f"{s['captions']} captions → {s['valid']} valid templates ({s['rejected']} rejected, "

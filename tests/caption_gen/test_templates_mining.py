@@ -113,3 +113,24 @@ def test_llm_templates_are_cleaned_or_rejected():
     assert [t.text for t in res.templates] == [
         "With [hair description], the [person/woman/man] wears [clothing description]."]
     assert res.templates[0].source == "llm"
+
+
+def test_progress_follows_the_captions_and_the_cli_takes_source():
+    from typer.testing import CliRunner
+
+    from caption_gen.templates_mining import mine_templates
+    from flows.cli import app
+
+    captions = ["A man in a red jacket and black trousers."] * 130
+    calls: list[tuple[int, int]] = []
+    mine_templates(captions, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(64, 130), (128, 130), (130, 130)]
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "c.txt"
+        src.write_text("\n".join(captions) + "\n")
+        for flag in ("--source", "--captions"):  # the shared name, and the old one
+            res = CliRunner().invoke(app, ["templates", "mine", flag, str(src), "--out", str(Path(tmp) / f"{flag[2:]}.json")])
+            assert res.exit_code == 0, res.output
