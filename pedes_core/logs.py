@@ -59,7 +59,35 @@ class QuietConsoleHandler(logging.StreamHandler):
             return True
         if verbose == 1:
             return record.levelno >= logging.INFO
+        if _reports_user_error(record):
+            return False  # the command prints the error as one line; the traceback stays in the log file
         return record.levelno >= logging.ERROR or (_ours(record.name) and record.levelno >= logging.WARNING)
+
+
+def _user_error_names() -> tuple[str, ...]:
+    from pedes_core.errors import PedesError
+
+    names, todo = [], [PedesError]
+    while todo:
+        cls = todo.pop()
+        names.append(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return tuple(names)
+
+
+def _reports_user_error(record: logging.LogRecord) -> bool:
+    """A library's record (Prefect's "task run failed" / "finished in state Failed") about one of our
+    user-input errors (:class:`pedes_core.errors.PedesError`), which the CLI reports itself."""
+    from pedes_core.errors import PedesError
+
+    if _ours(record.name):
+        return False
+    if record.exc_info and isinstance(record.exc_info[1], PedesError):
+        return True
+    if record.name.split(".", 1)[0] == "prefect":
+        message = record.getMessage()
+        return any(f"{name}(" in message or f"{name}:" in message for name in _user_error_names())
+    return False
 
 
 class RunFileHandler(logging.Handler):

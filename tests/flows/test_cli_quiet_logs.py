@@ -76,3 +76,39 @@ def test_captioner_training_is_quiet(tmp_path):
     assert "captioner:" in proc.stdout and "step 1/3" not in proc.stdout + proc.stderr
     for noise in ("Writing model shards", "Loading weights", "Traceback"):
         assert noise not in proc.stderr, f"{noise!r} on the terminal:\n{proc.stderr[-2000:]}"
+
+
+def test_library_reports_of_user_errors_stay_in_the_log():
+    """Prefect logs a task's ConfigError with its traceback before the CLI prints the one-line error: in quiet
+    mode that record goes to the log file only; a real bug's traceback still reaches the terminal."""
+    import sys as _sys
+
+    from flows.cli.logs import ENV_VERBOSE, QuietConsoleHandler
+    from pedes_core.errors import ConfigError, InputError
+
+    h = QuietConsoleHandler()
+
+    def rec(name: str, exc: BaseException | None, msg: str = "Task run failed with exception") -> logging.LogRecord:
+        info = None
+        if exc is not None:
+            try:
+                raise exc
+            except BaseException:  # noqa: BLE001
+                info = _sys.exc_info()
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, info)
+
+    old = os.environ.get(ENV_VERBOSE)
+    try:
+        os.environ[ENV_VERBOSE] = "0"
+        assert not h.filter(rec("prefect.task_runs", ConfigError("recipe.x: bad")))
+        assert not h.filter(rec("prefect.flow_runs", None, "Finished in state Failed('InputError: no such file')"))
+        assert h.filter(rec("prefect.task_runs", RuntimeError("a bug")))
+        assert h.filter(rec("prefect.task_runs", InputError("x"))) is False
+        assert h.filter(rec("training.engine", ConfigError("ours")))  # our own records are never hidden
+        os.environ[ENV_VERBOSE] = "1"
+        assert h.filter(rec("prefect.task_runs", ConfigError("recipe.x: bad")))
+    finally:
+        if old is None:
+            os.environ.pop(ENV_VERBOSE, None)
+        else:
+            os.environ[ENV_VERBOSE] = old
