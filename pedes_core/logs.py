@@ -11,6 +11,7 @@ the logging config the CLI writes): :class:`QuietConsoleHandler` and :class:`Run
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -64,7 +65,9 @@ class QuietConsoleHandler(logging.StreamHandler):
         return record.levelno >= logging.ERROR or (_ours(record.name) and record.levelno >= logging.WARNING)
 
 
+@functools.cache
 def _user_error_names() -> tuple[str, ...]:
+    """Names of :class:`pedes_core.errors.PedesError` and its subclasses (computed once: a filter runs per record)."""
     from pedes_core.errors import PedesError
 
     names, todo = [], [PedesError]
