@@ -13,9 +13,12 @@ How each library is reached:
   logging, so ``PREFECT_LOGGING_SETTINGS_PATH`` points at a copy of Prefect's own ``logging.yml`` whose
   root / uvicorn / fastapi handlers are ours (Prefect's loggers keep their API handlers);
 * vLLM: ``VLLM_CONFIGURE_LOGGING=0`` (its loggers propagate to the root instead of printing);
-* transformers keeps its own stderr handler (not propagating), so quiet mode sets
-  ``TRANSFORMERS_VERBOSITY=error``: its warnings are dropped, not filed, and its tqdm bars (weights
-  loading/saving) are off (``HF_HUB_DISABLE_PROGRESS_BARS=1``; the project draws its own bars);
+* transformers installs its own stderr handler and stops propagation the first time it logs; a one-shot
+  import hook (:class:`_AfterImport`) runs :func:`_file_transformers_logs` right after ``import
+  transformers`` — its handler is removed, its records propagate to the root (so they are filed like
+  everyone's) at WARNING (``-v``: INFO, ``-vv``: DEBUG) — and costs nothing in commands that never import
+  it. Its tqdm bars (weights loading/saving) are off in quiet mode (``HF_HUB_DISABLE_PROGRESS_BARS=1``; the
+  project draws its own bars);
 * Prefect telemetry off (``PREFECT_SERVER_ANALYTICS_ENABLED=false``, ``DO_NOT_TRACK=1``): with the
   ephemeral SQLite API its telemetry service raced the flow for the database ("database is locked").
 
@@ -26,11 +29,16 @@ processes.
 from __future__ import annotations
 
 import atexit
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 
 from pedes_core.logs import ENV_VERBOSE, LOG_NAME, QuietConsoleHandler, RunFileHandler
 
@@ -68,6 +76,56 @@ def _prefect_logging_config() -> Path | None:
     return target
 
 
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``callback(module)`` once, right after the module ``name`` is first imported (then leaves
+    ``sys.meta_path``); the import itself is done by the normal finders and loader."""
+
+    def __init__(self, name: str, callback: Callable[[ModuleType], None]):
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != self.name:
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run, callback = loader.exec_module, self.callback
+
+        def exec_module(module: ModuleType) -> None:
+            run(module)
+            try:
+                callback(module)
+            except Exception:  # noqa: BLE001 - logging must never stop an import
+                logging.getLogger(__name__).debug("post-import hook of %s failed", fullname, exc_info=True)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _file_transformers_logs(_module: ModuleType | None = None) -> None:
+    """transformers' records propagate to the root handlers instead of its own stderr handler."""
+    from transformers.utils import logging as hf_logging
+
+    verbose = int(os.environ.get(ENV_VERBOSE, "0") or 0)
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
+    if "TRANSFORMERS_VERBOSITY" in os.environ:
+        return  # the user's choice of level stands
+    hf_logging.set_verbosity(logging.DEBUG if verbose >= 2 else logging.INFO if verbose == 1 else logging.WARNING)
+
+
+def _route_transformers_logs() -> None:
+    if "transformers" in sys.modules:
+        _file_transformers_logs()
+    elif not any(isinstance(f, _AfterImport) and f.name == "transformers" for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport("transformers", _file_transformers_logs))
+
+
 def _at_exit() -> None:
     path = RunFileHandler.flush_unattached()
     if RunFileHandler._stream is not None:
@@ -85,8 +143,6 @@ def setup_logging(verbose: int = 0) -> None:
     env("VLLM_CONFIGURE_LOGGING", "0")
     env("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")  # a busy 2-core machine
     if verbose == 0:
-        env("TRANSFORMERS_VERBOSITY", "error")
-        env("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
         env("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' "Loading weights" / "Writing model shards" bars
     try:
         path = _prefect_logging_config()
@@ -102,6 +158,7 @@ def setup_logging(verbose: int = 0) -> None:
     root.addHandler(RunFileHandler())
     root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
     logging.captureWarnings(True)
+    _route_transformers_logs()
     global _registered
     if not _registered:
         atexit.register(_at_exit)

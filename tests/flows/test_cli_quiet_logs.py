@@ -112,3 +112,37 @@ def test_library_reports_of_user_errors_stay_in_the_log():
             os.environ.pop(ENV_VERBOSE, None)
         else:
             os.environ[ENV_VERBOSE] = old
+
+
+_HF_PROBE = """
+import sys
+from flows.cli.logs import attach_run_dir, setup_logging
+setup_logging(int(sys.argv[1]))
+attach_run_dir(sys.argv[2])
+import transformers
+from transformers.utils import logging as hf_logging
+hf_logging.get_logger("transformers.modeling_utils").warning("hf-probe-warning")
+hf_logging.get_logger("transformers.modeling_utils").info("hf-probe-info")
+"""
+
+
+def test_transformers_warnings_are_filed_not_dropped(tmp_path):
+    """transformers' own stderr handler is replaced by the root's: quiet mode files its warnings in the run
+    log and keeps them off the terminal; ``-v`` shows its INFO records, once each."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PEDES_", "TRANSFORMERS_"))}
+    env["PYTHONPATH"] = str(REPO)
+
+    def run(verbose: int, folder: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _HF_PROBE, str(verbose), str(folder)], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    quiet = run(0, tmp_path / "quiet")
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "hf-probe" not in quiet.stderr
+    log = (tmp_path / "quiet" / "pedes.log").read_text()
+    assert "hf-probe-warning" in log and "transformers.modeling_utils" in log
+    assert "hf-probe-info" not in log  # transformers' INFO chatter (model configs) stays out by default
+
+    loud = run(1, tmp_path / "loud")
+    assert loud.returncode == 0, loud.stderr[-2000:]
+    assert loud.stderr.count("hf-probe-warning") == 1 and loud.stderr.count("hf-probe-info") == 1
