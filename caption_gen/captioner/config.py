@@ -12,7 +12,7 @@ from pydantic import Field
 from pedes_core.configuration import ConfigModel, ConfigPath
 
 #: bump when the training code changes what a config produces (invalidates cached models).
-TRAINER_VERSION = 1
+TRAINER_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -47,6 +47,10 @@ class CaptionerConfig(ConfigModel):
     weight_decay: float = Field(0.01, ge=0)
     #: weight of the auxiliary attribute-classification loss on the projected image tokens (0 = off).
     aux_weight: float = Field(0.5, ge=0)
+    #: steps of the vision stage before the joint one: vision tower + projector trained on the auxiliary
+    #: attribute loss alone (no language model, so a step is cheap); 0 = joint training only.
+    vision_steps: int = Field(0, ge=0)
+    vision_batch_size: int = Field(32, ge=1)
     #: sampling weights of the kinds static, dynamic, identity, clothing.
     kind_weights: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.2, 0.2], min_length=4, max_length=4)
     image_size: int = Field(96, ge=32)

@@ -96,6 +96,18 @@ class BatchSampler:
         self.pad = tokenizer.pad_token_id
         self.eos = tokenizer.eos_token_id
 
+    def sample_images(self, batch_size: int) -> tuple[Any, Any]:
+        """Images and their auxiliary labels only (the vision stage)."""
+        import torch
+
+        idx = self.rng.integers(len(self.aux), size=batch_size)
+        return self._pixels(idx), torch.as_tensor(self.aux[idx])
+
+    def _pixels(self, idx: Any) -> Any:
+        import torch
+
+        return self.pixels[torch.as_tensor(idx)].float()
+
     def sample(self, batch_size: int) -> dict[str, Any]:
         import torch
 
@@ -118,6 +130,5 @@ class BatchSampler:
             ids[r, : len(s)] = torch.tensor(s)
             lab[r, : len(lb)] = torch.tensor(lb)
             mask[r, : len(s)] = 1
-        sel = torch.as_tensor(idx)
-        return {"input_ids": ids, "attention_mask": mask, "labels": lab, "pixel_values": self.pixels[sel],
+        return {"input_ids": ids, "attention_mask": mask, "labels": lab, "pixel_values": self._pixels(idx),
                 "aux": torch.as_tensor(self.aux[idx])}

@@ -146,3 +146,18 @@ def test_transformers_warnings_are_filed_not_dropped(tmp_path):
     loud = run(1, tmp_path / "loud")
     assert loud.returncode == 0, loud.stderr[-2000:]
     assert loud.stderr.count("hf-probe-warning") == 1 and loud.stderr.count("hf-probe-info") == 1
+
+
+def test_a_user_error_inside_a_flow_task_is_one_line(tmp_path):
+    """A task that fails on bad input (a captions file that does not exist): Prefect's "task run failed"
+    traceback and its failed-state lines stay out of the terminal, which shows the one-line error."""
+    cfg = tmp_path / "mine.yaml"
+    missing = tmp_path / "no-such-captions.json"
+    cfg.write_text(yaml.safe_dump({"captions": str(missing), "out": str(tmp_path / "templates" / "mined.json"),
+                                   "runner": {"kind": "thread"}}))
+    proc = _run(["flow", "run", "mine-templates", "-c", str(cfg)], tmp_path, tmp_path / "prefect-home")
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Finished in state" not in proc.stderr, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert any(str(missing.name) in ln for ln in lines), proc.stderr[-2000:]
+    assert len(lines) <= 2, proc.stderr[-2000:]

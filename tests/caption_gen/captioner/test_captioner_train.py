@@ -23,3 +23,46 @@ def test_progress_is_called_every_step_and_loss_lines_leave_the_terminal(tmp_pat
     printed: list[str] = []
     train_captioner(CaptionerConfig(cache_dir=tmp_path / "cache2", **{**MICRO, "steps": 2}), log=printed.append)
     assert sum("step " in ln for ln in printed) == 2
+
+
+def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss(tmp_path):
+    """Stage 1 (``vision_steps``): the attribute loss falls over its steps, the vision tower and projector
+    move, the language model does not; the progress bar counts both stages."""
+    import numpy as np
+    import torch
+
+    from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler
+    from caption_gen.captioner.train import _vision_stage
+
+    cfg = CaptionerConfig(cache_dir=tmp_path / "cache", **{**MICRO, "vision_steps": 40, "vision_batch_size": 8,
+                                                            "log_every": 10, "lr": 3e-3, "warmup_steps": 2})
+    torch.manual_seed(0)
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    llava = LlavaForConditionalGeneration(LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
+                                       image_size=32, patch_size=16),
+        text_config=LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                num_attention_heads=1, num_key_value_heads=1, head_dim=64)))
+    sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
+    aux_head = torch.nn.Linear(4 * 64, sum(sizes))
+
+    # four fixed images with fixed labels (the stage reads only pixels, labels and the generator of the
+    # sampler): the loss must fall when the stage learns
+    g = torch.Generator().manual_seed(1)
+    sampler = BatchSampler.__new__(BatchSampler)
+    sampler.pixels = torch.randn(4, 3, 32, 32, generator=g).half()
+    sampler.aux = torch.randint(0, 2, (4, len(sizes)), generator=g).numpy()
+    sampler.rng = np.random.default_rng(0)
+    lm_before = {k: v.clone() for k, v in llava.model.language_model.state_dict().items()}
+    vis_before = {k: v.clone() for k, v in llava.model.vision_tower.state_dict().items()}
+    calls: list[tuple[int, int]] = []
+    history = _vision_stage(cfg, llava, aux_head, sizes, sampler, "k", lambda _m: None, lambda s, t: calls.append((s, t)))
+    assert calls[-1] == (40, 43) and len(calls) == 40
+    assert history[-1]["aux_loss"] < 0.7 * history[0]["aux_loss"]
+    assert all(torch.equal(v, llava.model.language_model.state_dict()[k]) for k, v in lm_before.items())
+    assert any(not torch.equal(v, llava.model.vision_tower.state_dict()[k]) for k, v in vis_before.items())
+
+
+def test_vision_steps_are_part_of_the_cache_key():
+    assert CaptionerConfig(vision_steps=0).cache_key("d") != CaptionerConfig(vision_steps=10).cache_key("d")
