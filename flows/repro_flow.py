@@ -54,6 +54,7 @@ def captioner_task(spec: CaptionerSpec, cfg: ReproConfig, init_from: str | None 
         params["steps"] = spec.steps
     if init_from is not None:
         params["init_from"] = init_from
+        params["vision_steps"] = 0  # a continuation is the joint stage only: its vision tower is trained
     if cfg.captioning.cache_dir is not None:
         params["cache_dir"] = cfg.captioning.cache_dir
     try:

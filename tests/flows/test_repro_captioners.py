@@ -21,13 +21,14 @@ def test_noisy_captioner_continues_the_clean_one(tmp_path, prefect_harness):
     cfg = ReproConfig(recipe=REPO / "configs" / "cpu_tiny.yaml", out=tmp_path / "out", captioning={
         "clean": [{"name": "cap-a", "seed": 0}],
         "noisy": [{"name": "cap-a-noisy", "seed": 0, "noise": 0.3, "from_captioner": "cap-a", "steps": 2}],
-        "captioner": MICRO_CAPTIONER, "cache_dir": str(tmp_path / "cache")})
+        "captioner": {**MICRO_CAPTIONER, "vision_steps": 2}, "cache_dir": str(tmp_path / "cache")})
     paths = train_captioners(cfg, {"noisy"})  # the clean parent is trained first even when only noisy is needed
     assert set(paths) == {"cap-a", "cap-a-noisy"}
     clean, noisy = (json.loads((Path(paths[n]) / "captioner.json").read_text()) for n in ("cap-a", "cap-a-noisy"))
     assert noisy["config"]["init_from"] == paths["cap-a"] and noisy["config"]["steps"] == 2
     assert clean["config"]["init_from"] is None and clean["key"] != noisy["key"]
-    assert len(noisy["history"]) == 2  # log_every 1: two continuation steps, not the clean run's three
+    assert sum("vision_step" in h for h in clean["history"]) == 2  # the parent: vision stage, then joint
+    assert len(noisy["history"]) == 2 and noisy["config"]["vision_steps"] == 0  # two joint steps, no vision stage
     a, b = (load_file(str(Path(paths[n]) / "model.safetensors")) for n in ("cap-a", "cap-a-noisy"))
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
     assert (Path(paths["cap-a"]) / "tokenizer.json").read_text() == (Path(paths["cap-a-noisy"]) / "tokenizer.json").read_text()
@@ -36,7 +37,8 @@ def test_noisy_captioner_continues_the_clean_one(tmp_path, prefect_harness):
 @pytest.mark.parametrize("noisy", [
     [{"name": "x", "from_captioner": "nope"}],
     [{"name": "cap-a", "noise": 0.3}],
+    [{"name": "x", "from_captioner": "cap-b"}],  # cap-b is itself a continuation
 ])
 def test_bad_captioner_references_are_config_errors(noisy):
     with pytest.raises(ValidationError, match="from_captioner|unique"):
-        CaptioningConfig(clean=[{"name": "cap-a"}], noisy=noisy)
+        CaptioningConfig(clean=[{"name": "cap-a"}, {"name": "cap-b", "from_captioner": "cap-a"}], noisy=noisy)

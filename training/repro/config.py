@@ -38,8 +38,9 @@ class CaptionerSpec(ConfigModel):
     seed: int = 0
     noise: float = Field(0.0, ge=0, le=1)
     #: continue training the named captioner of ``clean`` (``CaptionerConfig.init_from``) instead of
-    #: training from random weights: a noisy captioner as a fine-tune of a clean one, at a fraction of
-    #: the cost (``steps`` then says how many steps the continuation takes). Mind the confound: the
+    #: training from random weights: a second or noisy captioner as a fine-tune of a clean one, at a
+    #: fraction of the cost (``steps`` then says how many joint steps the continuation takes; it has no
+    #: vision stage, ``vision_steps`` 0). The named captioner must itself be trained from scratch. Mind the confound: the
     #: continuation has trained longer than its parent (measured: an undertrained clean captioner gains
     #: more from 300 extra steps than it loses to 30 % noise), so the defaults train noisy captioners
     #: from scratch with the clean ones' steps
@@ -70,11 +71,14 @@ class CaptioningConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _known_sources(self) -> CaptioningConfig:
-        clean = {c.name for c in self.clean}
+        clean = {c.name: c.from_captioner for c in self.clean}
         for spec in [*self.clean, *self.noisy]:
             if spec.from_captioner is not None and (spec.from_captioner not in clean or spec.from_captioner == spec.name):
                 raise ValueError(f"captioner {spec.name!r}: from_captioner {spec.from_captioner!r} must name another "
                                  f"captioner of 'clean' ({sorted(clean)})")
+            if spec.from_captioner is not None and clean[spec.from_captioner] is not None:
+                raise ValueError(f"captioner {spec.name!r}: from_captioner {spec.from_captioner!r} is itself a "
+                                 f"continuation (of {clean[spec.from_captioner]!r}); continue a captioner trained from scratch")
         names = [c.name for c in [*self.clean, *self.noisy]]
         if len(set(names)) != len(names):
             raise ValueError(f"captioner names must be unique, got {names}")
