@@ -51,6 +51,9 @@ class CaptionerConfig(ConfigModel):
     #: attribute loss alone (no language model, so a step is cheap); 0 = joint training only.
     vision_steps: int = Field(0, ge=0)
     vision_batch_size: int = Field(32, ge=1)
+    #: the joint stage keeps the vision tower fixed (LLaVA's recipe) and reads its image features from a
+    #: cache computed once, so a joint step trains projector + language model only (and costs less).
+    freeze_vision: bool = False
     #: sampling weights of the kinds static, dynamic, identity, clothing.
     kind_weights: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.2, 0.2], min_length=4, max_length=4)
     image_size: int = Field(96, ge=32)

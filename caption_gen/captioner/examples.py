@@ -131,4 +131,5 @@ class BatchSampler:
             lab[r, : len(lb)] = torch.tensor(lb)
             mask[r, : len(s)] = 1
         return {"input_ids": ids, "attention_mask": mask, "labels": lab, "pixel_values": self._pixels(idx),
+                "index": torch.as_tensor(idx),
                 "aux": torch.as_tensor(self.aux[idx])}

@@ -129,6 +129,29 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
     return history
 
 
+def _vision_features(model: Any, pixel_values: Any, batch: int = 128) -> Any:
+    """Freeze the vision tower and return its image-token features (LLaVA's ``vision_feature_layer`` -1,
+    CLS dropped) of every training image, float16 — computed once, so a joint step skips the tower."""
+    import torch
+
+    vision = model.model.vision_tower
+    vision.requires_grad_(False)
+    vision.eval()
+    with torch.no_grad():
+        out = [vision(pixel_values=pixel_values[i:i + batch].float()).last_hidden_state[:, 1:].half()
+               for i in range(0, len(pixel_values), batch)]
+    return torch.cat(out)
+
+
+def _embeds_with_image(model: Any, input_ids: Any, features: Any) -> Any:
+    """The language model's input embeddings with the ``<image>`` positions replaced by the projected
+    ``features`` — what ``LlavaModel.forward`` does with ``pixel_values``, from cached tower outputs."""
+    embeds = model.get_input_embeddings()(input_ids)
+    image = model.model.multi_modal_projector(features)
+    mask = (input_ids == model.config.image_token_index).unsqueeze(-1).expand_as(embeds)
+    return embeds.masked_scatter(mask, image.to(embeds.dtype))
+
+
 def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable[[str], None],
            progress: Callable[[int, int], None] | None = None) -> None:
     import numpy as np
@@ -182,14 +205,15 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     captured: dict[str, Any] = {}
     hook = model.model.multi_modal_projector.register_forward_hook(
         lambda _m, _i, output: captured.__setitem__("img", output))
-    params = list(model.parameters()) + list(aux_head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     sampler = BatchSampler(records, pixel_values, prompts, tokenizer, kind_weights=cfg.kind_weights,
                            noise=cfg.noise, seed=cfg.seed)
     model.train()
     history: list[dict[str, float]] = []
     if cfg.vision_steps:
         history += _vision_stage(cfg, model, aux_head, sizes, sampler, key, say, progress)
+    features = _vision_features(model, pixel_values) if cfg.freeze_vision else None
+    params = [p for p in model.parameters() if p.requires_grad] + list(aux_head.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     run_lm = run_aux = 0.0
     t_train = time.perf_counter()
     for step in range(cfg.steps):
@@ -197,6 +221,10 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
             g["lr"] = _lr_at(step, cfg)
         batch = sampler.sample(cfg.batch_size)
         aux_target = batch.pop("aux")
+        index = batch.pop("index")
+        if features is not None:
+            batch["inputs_embeds"] = _embeds_with_image(model, batch.pop("input_ids"), features[index].float())
+            del batch["pixel_values"]
         outputs = model(**batch)
         loss = outputs.loss
         aux_loss = torch.zeros(())

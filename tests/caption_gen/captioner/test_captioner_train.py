@@ -66,3 +66,30 @@ def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss
 
 def test_vision_steps_are_part_of_the_cache_key():
     assert CaptionerConfig(vision_steps=0).cache_key("d") != CaptionerConfig(vision_steps=10).cache_key("d")
+
+
+def test_cached_vision_features_give_the_same_loss_as_pixels():
+    """``freeze_vision``: the joint step's embeddings from cached tower features are LLaVA's own (same loss
+    as a forward from pixels), and the tower is frozen."""
+    import torch
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    from caption_gen.captioner.train import _embeds_with_image, _vision_features
+
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration(LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
+                                       image_size=32, patch_size=16),
+        text_config=LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                num_attention_heads=1, num_key_value_heads=1, head_dim=64),
+        image_token_index=299, vision_feature_select_strategy="default", vision_feature_layer=-1)).eval()
+    pixels = torch.randn(3, 3, 32, 32)
+    ids = torch.randint(0, 299, (3, 12))
+    ids[:, 1:5] = 299  # four image tokens (2×2 patches)
+    ref = model(input_ids=ids, pixel_values=pixels, labels=ids).loss
+    feats = _vision_features(model, pixels.half(), batch=2)
+    assert feats.shape == (3, 4, 32) and not any(p.requires_grad for p in model.model.vision_tower.parameters())
+    got = model(inputs_embeds=_embeds_with_image(model, ids, feats.float()), labels=ids).loss
+    assert torch.allclose(ref, got, atol=2e-3), (ref, got)
+    other = model(inputs_embeds=_embeds_with_image(model, ids, feats.float().flip(0)), labels=ids).loss
+    assert not torch.allclose(ref, other, atol=2e-3)  # the features are what the loss reads
