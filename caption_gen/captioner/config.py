@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -47,6 +48,9 @@ class CaptionerConfig(ConfigModel):
     weight_decay: float = Field(0.01, ge=0)
     #: weight of the auxiliary attribute-classification loss on the projected image tokens (0 = off).
     aux_weight: float = Field(0.5, ge=0)
+    #: how the auxiliary loss reads the tokens (:mod:`caption_gen.captioner.aux_heads`): ``linear`` over all
+    #: of them, or ``attention`` (one learned query per attribute, as an attention head of the LM reads).
+    aux_head: Literal["linear", "attention"] = "linear"
     #: steps of the vision stage before the joint one: vision tower + projector trained on the auxiliary
     #: attribute loss alone (no language model, so a step is cheap); 0 = joint training only.
     vision_steps: int = Field(0, ge=0)

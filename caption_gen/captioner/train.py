@@ -109,7 +109,7 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
             g["lr"] = _lr_at(step, stage)
         pixels, target = sampler.sample_images(cfg.vision_batch_size)
         feats = projector(vision(pixel_values=pixels).last_hidden_state[:, 1:])
-        logits = aux_head(feats.reshape(len(pixels), -1)).split(sizes, dim=-1)
+        logits = aux_head(feats)
         loss = sum(torch.nn.functional.cross_entropy(lg, target[:, j]) for j, lg in enumerate(logits)) / len(sizes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -159,6 +159,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     from PIL import Image
 
     from caption_gen.captioner.architecture import build_model, build_processor, save_captioner
+    from caption_gen.captioner.aux_heads import build_aux_head
     from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler, engine_prompts
     from caption_gen.captioner.vocabulary import tokenizer_corpus, train_tokenizer
     from caption_gen.instructions.bank import InstructionSet
@@ -201,7 +202,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
                             text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed)
     n_tokens = (cfg.image_size // cfg.patch_size) ** 2
     sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
-    aux_head = torch.nn.Linear(n_tokens * cfg.text_hidden, sum(sizes))
+    aux_head = build_aux_head(cfg.aux_head, n_tokens, cfg.text_hidden, sizes)
     captured: dict[str, Any] = {}
     hook = model.model.multi_modal_projector.register_forward_hook(
         lambda _m, _i, output: captured.__setitem__("img", output))
@@ -229,8 +230,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
         loss = outputs.loss
         aux_loss = torch.zeros(())
         if cfg.aux_weight > 0:
-            feats = captured["img"].reshape(cfg.batch_size, -1)
-            logits = aux_head(feats).split(sizes, dim=-1)
+            logits = aux_head(captured["img"])
             aux_loss = sum(torch.nn.functional.cross_entropy(lg, aux_target[:, j]) for j, lg in enumerate(logits))
             aux_loss = aux_loss / len(sizes)
             loss = loss + cfg.aux_weight * aux_loss

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from caption_gen.captioner import CaptionerConfig, train_captioner
 from tests.captioner_settings import MICRO_CAPTIONER
 
@@ -25,12 +27,14 @@ def test_progress_is_called_every_step_and_loss_lines_leave_the_terminal(tmp_pat
     assert sum("step " in ln for ln in printed) == 2
 
 
-def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss(tmp_path):
+@pytest.mark.parametrize("head", ["linear", "attention"])
+def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss(tmp_path, head):
     """Stage 1 (``vision_steps``): the attribute loss falls over its steps, the vision tower and projector
     move, the language model does not; the progress bar counts both stages."""
     import numpy as np
     import torch
 
+    from caption_gen.captioner.aux_heads import build_aux_head
     from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler
     from caption_gen.captioner.train import _vision_stage
 
@@ -45,7 +49,7 @@ def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss
         text_config=LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
                                 num_attention_heads=1, num_key_value_heads=1, head_dim=64)))
     sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
-    aux_head = torch.nn.Linear(4 * 64, sum(sizes))
+    aux_head = build_aux_head(head, 4, 64, sizes)
 
     # four fixed images with fixed labels (the stage reads only pixels, labels and the generator of the
     # sampler): the loss must fall when the stage learns
@@ -93,3 +97,21 @@ def test_cached_vision_features_give_the_same_loss_as_pixels():
     assert torch.allclose(ref, got, atol=2e-3), (ref, got)
     other = model(inputs_embeds=_embeds_with_image(model, ids, feats.float().flip(0)), labels=ids).loss
     assert not torch.allclose(ref, other, atol=2e-3)  # the features are what the loss reads
+
+
+def test_aux_heads_read_tokens_differently():
+    """``attention`` pools each attribute with its own softmax read of the tokens (invariant to their order);
+    ``linear`` reads every token by position (not invariant)."""
+    import torch
+
+    from caption_gen.captioner.aux_heads import build_aux_head
+
+    torch.manual_seed(0)
+    tokens = torch.randn(2, 6, 16)
+    perm = tokens[:, torch.randperm(6)]
+    att, lin = build_aux_head("attention", 6, 16, [2, 3]), build_aux_head("linear", 6, 16, [2, 3])
+    assert [t.shape for t in att(tokens)] == [(2, 2), (2, 3)] == [t.shape for t in lin(tokens)]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(att(tokens), att(perm), strict=True))
+    assert not all(torch.allclose(a, b, atol=1e-5) for a, b in zip(lin(tokens), lin(perm), strict=True))
+    with pytest.raises(ValueError, match="aux_head"):
+        build_aux_head("mean", 6, 16, [2])
