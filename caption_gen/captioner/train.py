@@ -210,6 +210,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
                            noise=cfg.noise, seed=cfg.seed)
     model.train()
     history: list[dict[str, float]] = []
+    t_vision = time.perf_counter()
     if cfg.vision_steps:
         history += _vision_stage(cfg, model, aux_head, sizes, sampler, key, say, progress)
     features = _vision_features(model, pixel_values) if cfg.freeze_vision else None
@@ -260,7 +261,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
         "key": key, "trainer_version": TRAINER_VERSION, "config": cfg.model_dump(mode="json"),
         "synthetic": str(synth), "data_fingerprint": data_fingerprint(synth),
         "images": len(records), "people": len({r.person_id for r in records}), "splits": cfg.splits,
-        "train_seconds": round(time.perf_counter() - t_train, 1), "total_seconds": round(time.perf_counter() - t0, 1),
+        "vision_seconds": round(t_train - t_vision, 1), "train_seconds": round(time.perf_counter() - t_train, 1), "total_seconds": round(time.perf_counter() - t0, 1),
         "torch_threads": torch.get_num_threads(), "history": history,
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }

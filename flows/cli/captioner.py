@@ -22,7 +22,7 @@ def train(
     synthetic: Annotated[Path | None, typer.Option(
         "--synthetic", help="A 'pedes synth' folder (its train split is used). Default: render people with the "
                             "captioner's reserved seed (10000 + --seed).")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Joint training steps (after the vision stage: --set vision_steps=N).")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed of weights, sampling and default data.")] = None,
     noise: Annotated[float | None, typer.Option("--noise", min=0.0, max=1.0,
                                                 help="Share of target attribute values replaced by wrong ones.")] = None,

@@ -34,8 +34,11 @@ def _repro_micro(tmp_path: Path) -> Path:
                  arms=["none", "static-em"], clothes_change=None, recipe_overrides=["data.batch_size=16"])
     repro["world"] = {"source_identities": 48, "source_images_per_identity": 1, "target_identities": 40,
                       "target_images_per_identity": 2, "image_size": [64, 32]}
-    repro["captioning"].update(clean=[{"name": "cap-test", "seed": 0, "noise": 0.0}], captioner=TEST_CAPTIONER,
-                               shard_size=24)
+    # two captioners, as in the demo: the second continues the first (another seed, 10 % noise, a few steps)
+    repro["captioning"].update(clean=[{"name": "cap-test", "seed": 0, "noise": 0.0},
+                                      {"name": "cap-test-b", "seed": 1, "noise": 0.1, "from_captioner": "cap-test",
+                                       "steps": 20}],
+                               captioner=TEST_CAPTIONER, shard_size=24)
     path = tmp_path / "repro_micro.yaml"
     path.write_text(yaml.safe_dump(repro))
     return path
@@ -68,8 +71,8 @@ def test_demo_end_to_end_from_another_directory(tmp_path):
     clean = summary["captioning"]["clean"]
     assert validate_corpus(summary["corpora"]["clean"]).ok
     for kind in ("static", "dynamic", "identity", "clothing"):
-        accepted = sum(a["accepted"] for key, a in clean["acceptance"].items() if kind in key)
-        assert accepted > 0, (kind, clean)
+        for model in ("cap-test", "cap-test-b"):  # every kind from both captioners
+            assert clean["acceptance"][f"{kind}|{model}"]["accepted"] > 0, (kind, model, clean)
     examples = summary["caption_examples"]["clean"]
     assert {e["kind"] for e in examples} == {"static", "dynamic", "identity", "clothing"}
     assert examples[0]["caption"] in proc.stdout and "truth:" in proc.stdout
