@@ -75,6 +75,7 @@ def test_demo_end_to_end_from_another_directory(tmp_path):
             assert clean["acceptance"][f"{kind}|{model}"]["accepted"] > 0, (kind, model, clean)
     examples = summary["caption_examples"]["clean"]
     assert {e["kind"] for e in examples} == {"static", "dynamic", "identity", "clothing"}
+    assert {e["model"] for e in examples} == {"cap-test", "cap-test-b"}  # examples from both captioners
     assert examples[0]["caption"] in proc.stdout and "truth:" in proc.stdout
     # the miniature table: pretraining on the MLLM corpus beats no pretraining on direct transfer
     table = Path(summary["repro_table"]).read_text()
