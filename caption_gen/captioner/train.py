@@ -92,6 +92,19 @@ def _lr_at(step: int, cfg: CaptionerConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+#: dtype of the in-memory caches (pixels, frozen tower features): storage only, every batch is cast back
+#: to float32 before it is computed on (halves the memory of 16,000 images at 128²).
+CACHE_DTYPE = "float16"
+
+
+def _loss_line(line: str, key: str, say: Callable[[str], None], *, bar: bool) -> None:
+    """A loss line goes to the caller's ``say``, or — when the caller draws a progress bar — to the log file."""
+    if bar:
+        _log.info("captioner %s:%s", key, line)
+    else:
+        say(line)
+
+
 def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[int], sampler: Any, key: str,
                   say: Callable[[str], None], progress: Callable[[int, int], None] | None) -> list[dict[str, float]]:
     """Stage 1: the vision tower and the projector learn the attributes from the auxiliary loss alone
@@ -120,10 +133,7 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
             el = time.perf_counter() - t0
             history.append({"vision_step": step + 1, "aux_loss": round(run, 4), "seconds": round(el, 1)})
             line = f"  vision step {step + 1}/{cfg.vision_steps}  aux {run:.3f}  {el:.0f} s"
-            if progress is None:
-                say(line)
-            else:
-                _log.info("captioner %s:%s", key, line)
+            _loss_line(line, key, say, bar=progress is not None)
         if progress is not None:
             progress(step + 1, cfg.vision_steps + cfg.steps)
     return history
@@ -131,14 +141,14 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
 
 def _vision_features(model: Any, pixel_values: Any, batch: int = 128) -> Any:
     """Freeze the vision tower and return its image-token features (LLaVA's ``vision_feature_layer`` -1,
-    CLS dropped) of every training image, float16 — computed once, so a joint step skips the tower."""
+    CLS dropped) of every training image, in :data:`CACHE_DTYPE` — computed once, so a joint step skips the tower."""
     import torch
 
     vision = model.model.vision_tower
     vision.requires_grad_(False)
     vision.eval()
     with torch.no_grad():
-        out = [vision(pixel_values=pixel_values[i:i + batch].float()).last_hidden_state[:, 1:].half()
+        out = [vision(pixel_values=pixel_values[i:i + batch].float()).last_hidden_state[:, 1:].to(getattr(torch, CACHE_DTYPE))
                for i in range(0, len(pixel_values), batch)]
     return torch.cat(out)
 
@@ -184,8 +194,8 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     pixels = []
     for start in range(0, len(records), 256):
         imgs = [Image.open(r.path).convert("RGB") for r in records[start:start + 256]]
-        # float16 in memory (half of float32: 16,000 images at 128² are 1.6 GB); batches are cast back
-        pixels.append(processor.image_processor(images=imgs, return_tensors="pt")["pixel_values"].half())
+        pixels.append(processor.image_processor(images=imgs, return_tensors="pt")["pixel_values"]
+                      .to(getattr(torch, CACHE_DTYPE)))
     pixel_values = torch.cat(pixels)
     t_data = time.perf_counter() - t0
     say(f"captioner {key}: {len(records)} images of {len({r.person_id for r in records})} people from {synth}, "
@@ -248,10 +258,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
             history.append({"step": step + 1, "lm_loss": round(run_lm, 4), "aux_loss": round(run_aux, 4),
                             "seconds": round(el, 1)})
             line = f"  step {step + 1}/{cfg.steps}  lm {run_lm:.3f}  aux {run_aux:.3f}  {el:.0f} s"
-            if progress is None:
-                say(line)
-            else:
-                _log.info("captioner %s:%s", key, line)
+            _loss_line(line, key, say, bar=progress is not None)
         if progress is not None:
             progress(cfg.vision_steps + step + 1, cfg.vision_steps + cfg.steps)
     hook.remove()
