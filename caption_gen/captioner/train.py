@@ -32,9 +32,14 @@ _log = logging.getLogger(__name__)
 
 
 def training_synth(cfg: CaptionerConfig) -> Path:
-    """The synth folder to train on: ``cfg.synthetic``, else the reserved-seed set in the cache (rendered once)."""
+    """The synth folder to train on: ``cfg.synthetic``; else, for a continuation (``init_from``), the people its
+    parent was trained on (already rendered, disjoint from every evaluation split; the continuation draws its
+    own examples with its own seed and noise); else the reserved-seed set in the cache (rendered once)."""
     if cfg.synthetic is not None:
         return Path(cfg.synthetic)
+    parent = _parent_synth(cfg)
+    if parent is not None:
+        return parent
     from caption_gen.synth import render_dataset
 
     seed = CAPTIONER_SEED_BASE + cfg.seed
@@ -43,6 +48,17 @@ def training_synth(cfg: CaptionerConfig) -> Path:
         render_dataset(root, identities=cfg.synth_identities, images_per_identity=cfg.synth_images_per_identity,
                        seed=seed, val_fraction=0.0, test_fraction=0.0)
     return root
+
+
+def _parent_synth(cfg: CaptionerConfig) -> Path | None:
+    """The training folder recorded in the stamp of ``cfg.init_from``, when it still exists."""
+    if cfg.init_from is None:
+        return None
+    try:
+        folder = Path(json.loads((Path(cfg.init_from) / STAMP).read_text())["synthetic"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return folder if (folder / "attributes.jsonl").exists() else None
 
 
 def _stamp_key(folder: Path) -> str | None:

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_noisy_captioner_continues_the_clean_one(tmp_path, prefect_harness):
     cfg = ReproConfig(recipe=REPO / "configs" / "cpu_tiny.yaml", out=tmp_path / "out", captioning={
         "clean": [{"name": "cap-a", "seed": 0}],
-        "noisy": [{"name": "cap-a-noisy", "seed": 0, "noise": 0.3, "from_captioner": "cap-a", "steps": 2}],
+        "noisy": [{"name": "cap-a-noisy", "seed": 1, "noise": 0.3, "from_captioner": "cap-a", "steps": 2}],
         "captioner": {**MICRO_CAPTIONER, "vision_steps": 2}, "cache_dir": str(tmp_path / "cache")})
     paths = train_captioners(cfg, {"noisy"})  # the clean parent is trained first even when only noisy is needed
     assert set(paths) == {"cap-a", "cap-a-noisy"}
@@ -32,6 +32,9 @@ def test_noisy_captioner_continues_the_clean_one(tmp_path, prefect_harness):
     a, b = (load_file(str(Path(paths[n]) / "model.safetensors")) for n in ("cap-a", "cap-a-noisy"))
     assert a.keys() == b.keys() and any(not (a[k] == b[k]).all() for k in a)
     assert (Path(paths["cap-a"]) / "tokenizer.json").read_text() == (Path(paths["cap-a-noisy"]) / "tokenizer.json").read_text()
+    # the continuation (seed 1) trains on its parent's people: nothing rendered for seed 10001
+    assert noisy["synthetic"] == clean["synthetic"]
+    assert [p.name for p in (tmp_path / "cache").glob("synth-*")] == [Path(clean["synthetic"]).name]
 
 
 @pytest.mark.parametrize("noisy", [
