@@ -51,7 +51,7 @@ class DemoReproConfig(ConfigModel):
     #: ``--set``-style overrides of the repro config (``out`` is always ``<out_dir>/repro``)
     overrides: list[str] = Field(default_factory=list)
     #: accepted captions shown per kind in the summary
-    examples_per_kind: int = Field(2, ge=0)
+    examples_per_kind: int = Field(1, ge=0)
 
 
 class DemoConfig(ConfigModel):

@@ -24,7 +24,8 @@ def attribute_line(record: dict[str, Any]) -> str:
 def caption_examples(corpus: str | Path, attributes: str | Path, *, kinds: list[str], per_kind: int = 2,
                      seed: int = 0) -> list[dict[str, str]]:
     """Up to ``per_kind`` accepted captions of each kind with the image's ground-truth attributes, taken in
-    turn from each model of the corpus (so two captioners both show up with ``per_kind`` ≥ 2)."""
+    turn from each model of the corpus, the first turn passing to the next model with each kind (so two
+    captioners both show up, even with ``per_kind`` 1 over two kinds)."""
     from itertools import chain, zip_longest
 
     from caption_gen.corpus.sample import sample_rows
@@ -34,12 +35,14 @@ def caption_examples(corpus: str | Path, attributes: str | Path, *, kinds: list[
         rec = json.loads(line)
         truth[rec["file_path"]] = attribute_line(rec)
     out = []
-    for kind in kinds:
+    for k, kind in enumerate(kinds):
         rows = [r for r in sample_rows(corpus, kind=kind, n=8 * per_kind, seed=seed) if r["validation"]["passed"]]
         by_model: dict[str, list[dict]] = {}
         for row in rows:
             by_model.setdefault(row["model"], []).append(row)
-        turns = [r for r in chain.from_iterable(zip_longest(*by_model.values())) if r is not None]
+        models = sorted(by_model)
+        models = models[k % len(models):] + models[:k % len(models)] if models else models
+        turns = [r for r in chain.from_iterable(zip_longest(*(by_model[m] for m in models))) if r is not None]
         for row in turns[:per_kind]:
             out.append({"kind": kind, "model": row["model"], "caption": row["caption"],
                         "truth": truth.get(row["image_path"], "?"), "image": row["image_path"]})
