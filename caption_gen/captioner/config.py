@@ -13,7 +13,7 @@ from pydantic import Field
 from pedes_core.configuration import ConfigModel, ConfigPath
 
 #: bump when the training code changes what a config produces (invalidates cached models).
-TRAINER_VERSION = 3
+TRAINER_VERSION = 4
 
 
 def default_cache_dir() -> Path:
@@ -90,6 +90,20 @@ class CaptionerConfig(ConfigModel):
         if init is not None:
             parts["init"] = init
         payload = json.dumps(parts, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def vision_stage_key(self, data_fingerprint: str) -> str | None:
+        """Hash of what the vision stage's result depends on (the tower, the projector and the auxiliary head
+        after ``vision_steps``): sizes of the tower and of the projector's output, the seed, the optimiser
+        and schedule, the data. Captioners that differ only in their joint stage (steps, noise, kind weights,
+        the language model's size) share it. None when there is no vision stage or the weights start from
+        ``init_from``."""
+        if not self.vision_steps or self.init_from is not None:
+            return None
+        fields = ("seed", "image_size", "patch_size", "vision_hidden", "vision_layers", "text_hidden", "lr",
+                  "weight_decay", "warmup_steps", "vision_steps", "vision_batch_size", "aux_head", "splits")
+        body = {f: getattr(self, f) for f in fields}
+        payload = json.dumps({"vision": body, "data": data_fingerprint, "v": TRAINER_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def resolved_cache_dir(self) -> Path:

@@ -89,6 +89,9 @@ class BatchSampler:
         self.tokenizer = tokenizer
         self.noise = noise
         self.rng = np.random.default_rng(seed)
+        #: the vision stage's own generator, so the joint stage draws the same examples whether the vision
+        #: stage ran or was reused from the cache (:func:`caption_gen.captioner.train._vision_stage`)
+        self.image_rng = np.random.default_rng([seed, 1])
         self.by_kind = {k: [p for p in prompts if p.kind == k] for k in KINDS}
         w = np.asarray(kind_weights, dtype=float)
         self.kind_p = w / w.sum()
@@ -100,7 +103,7 @@ class BatchSampler:
         """Images and their auxiliary labels only (the vision stage)."""
         import torch
 
-        idx = self.rng.integers(len(self.aux), size=batch_size)
+        idx = self.image_rng.integers(len(self.aux), size=batch_size)
         return self._pixels(idx), torch.as_tensor(self.aux[idx])
 
     def _pixels(self, idx: Any) -> Any:

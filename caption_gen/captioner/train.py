@@ -4,7 +4,9 @@ Caching: the trained folder lives at ``<cache_dir>/captioner-<key>``, ``key`` = 
 the data (:meth:`CaptionerConfig.cache_key`); a second call with the same config and data returns it
 without training. With ``cfg.out`` the folder is also copied there (reused when ``out`` already holds
 the same key). Every folder holds ``captioner.json`` (key, config, data, timings, final losses) next to
-the ``save_pretrained`` files.
+the ``save_pretrained`` files. The vision stage is cached on its own (``<cache_dir>/vision-<key>.pt``,
+:meth:`CaptionerConfig.vision_stage_key`): a noisy captioner of the same seed, or one with other joint
+steps, starts from the same trained tower without training it again.
 
 Objective: next-token cross-entropy on the answer (prompt masked), plus an auxiliary attribute
 classification loss (``aux_weight``) on the projected image tokens that makes the vision tower learn
@@ -155,6 +157,35 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
     return history
 
 
+def _cached_vision_stage(cfg: CaptionerConfig, fingerprint: str, model: Any, aux_head: Any, sizes: list[int],
+                         sampler: Any, key: str, say: Callable[[str], None],
+                         progress: Callable[[int, int], None] | None) -> list[dict[str, float]]:
+    """:func:`_vision_stage`, or its result reused from ``<cache_dir>/vision-<key>.pt`` when a captioner with
+    the same :meth:`CaptionerConfig.vision_stage_key` trained it before (the vision stage draws from its own
+    generator, so the joint stage is the same either way). Writes the file after training it."""
+    import torch
+
+    vkey = cfg.vision_stage_key(fingerprint)
+    path = cfg.resolved_cache_dir() / f"vision-{vkey}.pt" if vkey is not None else None
+    parts = {"vision_tower": model.model.vision_tower, "projector": model.model.multi_modal_projector,
+             "aux_head": aux_head}
+    if path is not None and path.is_file():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        for name, module in parts.items():
+            module.load_state_dict(saved[name])
+        say(f"captioner {key}: reusing the vision stage {vkey} ({cfg.vision_steps} steps, {path})")
+        if progress is not None:
+            progress(cfg.vision_steps, cfg.vision_steps + cfg.steps)
+        return [{**h, "reused": vkey} for h in saved["history"]]
+    history = _vision_stage(cfg, model, aux_head, sizes, sampler, key, say, progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        torch.save({**{name: m.state_dict() for name, m in parts.items()}, "history": history}, tmp)
+        os.replace(tmp, path)
+    return history
+
+
 def _vision_features(model: Any, pixel_values: Any, batch: int = 128) -> Any:
     """Freeze the vision tower and return its image-token features (LLaVA's ``vision_feature_layer`` -1,
     CLS dropped) of every training image, in :data:`CACHE_DTYPE` — computed once, so a joint step skips the tower."""
@@ -238,7 +269,8 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     history: list[dict[str, float]] = []
     t_vision = time.perf_counter()
     if cfg.vision_steps:
-        history += _vision_stage(cfg, model, aux_head, sizes, sampler, key, say, progress)
+        history += _cached_vision_stage(cfg, data_fingerprint(synth), model, aux_head, sizes, sampler, key, say,
+                                        progress)
     features = _vision_features(model, pixel_values) if cfg.freeze_vision else None
     params = [p for p in model.parameters() if p.requires_grad] + list(aux_head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))

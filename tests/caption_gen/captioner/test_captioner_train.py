@@ -57,7 +57,7 @@ def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss
     sampler = BatchSampler.__new__(BatchSampler)
     sampler.pixels = torch.randn(4, 3, 32, 32, generator=g).half()
     sampler.aux = torch.randint(0, 2, (4, len(sizes)), generator=g).numpy()
-    sampler.rng = np.random.default_rng(0)
+    sampler.image_rng = np.random.default_rng(0)
     lm_before = {k: v.clone() for k, v in llava.model.language_model.state_dict().items()}
     vis_before = {k: v.clone() for k, v in llava.model.vision_tower.state_dict().items()}
     calls: list[tuple[int, int]] = []
@@ -115,3 +115,27 @@ def test_aux_heads_read_tokens_differently():
     assert not all(torch.allclose(a, b, atol=1e-5) for a, b in zip(lin(tokens), lin(perm), strict=True))
     with pytest.raises(ValueError, match="aux_head"):
         build_aux_head("mean", 6, 16, [2])
+
+
+def test_the_vision_stage_is_reused_by_captioners_that_differ_only_after_it(tmp_path):
+    """A second captioner with other joint-stage settings (steps, noise) loads the first one's vision stage
+    instead of training it, and ends with the same weights as when it trains that stage itself."""
+    from safetensors.torch import load_file
+
+    base = {**MICRO, "vision_steps": 3, "vision_batch_size": 2, "freeze_vision": True, "cache_dir": tmp_path / "c"}
+    first = train_captioner(CaptionerConfig(**base))
+    lines: list[str] = []
+    second_cfg = CaptionerConfig(**{**base, "steps": 4, "noise": 0.2})
+    second = train_captioner(second_cfg, log=lines.append)
+    assert any("reusing the vision stage" in ln for ln in lines)
+    a, b = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
+    tower = [k for k in a if "vision_tower" in k]
+    assert tower and all((a[k] == b[k]).all() for k in tower)  # frozen after the shared stage
+    assert any(not (a[k] == b[k]).all() for k in a if "language_model" in k)
+    # trained from scratch (no cached stage): the same weights as the run that reused it
+    fresh_cfg = CaptionerConfig(**{**base, "steps": 4, "noise": 0.2, "cache_dir": tmp_path / "fresh"})
+    fresh_lines: list[str] = []
+    fresh = load_file(str(train_captioner(fresh_cfg, log=fresh_lines.append) / "model.safetensors"))
+    assert not any("reusing the vision stage" in ln for ln in fresh_lines)
+    assert all((fresh[k] == b[k]).all() for k in b)
+    assert CaptionerConfig(**base).vision_stage_key("d") != CaptionerConfig(**{**base, "seed": 1}).vision_stage_key("d")
