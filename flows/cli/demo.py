@@ -29,19 +29,23 @@ def demo(
 
 
 def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -> None:
-    """The demo's one-screen summary: styles, captioning, caption examples, the table, where things are."""
+    """The demo's one-screen summary: styles, captioning, caption examples, the reproduction's R1/mAP and
+    verdicts (the full table in the paper's layout is ``repro_table``), where things are."""
     console.print("\n[bold]PEDES Forge demo finished.[/]", markup=True)
     prompts = outputs.get("style_prompts")
     if prompts is not None:
-        console.print(f"\n[bold]Style bank[/] ({len(prompts)} styles; {outputs.get('style_features')}):", markup=True)
-        for p in prompts:
-            console.print(f"  - {p}", markup=False)
+        width = max(40, console.width - 4)
+        head = f"Style bank ({len(prompts)} styles; "
+        features, room = str(outputs.get("style_features") or ""), width + 2 - len(head) - 2
+        features = features if len(features) <= room else features[:room - 1] + "…"
+        console.print(f"\n[bold]{head[:10]}[/]{head[10:]}{features}):", markup=True)
+        for p in prompts:  # one line each; the full prompts are in the bank and the inspector page
+            console.print(f"  - {p if len(p) <= width else p[:width - 1] + '…'}", markup=False)
     for name, cap in (outputs.get("captioning") or {}).items():
         console.print(f"\n[bold]{name} corpus[/]: {cap['accepted']} captions accepted, {cap['rejects']} rejected",
                       markup=True)
-        for key, a in (cap.get("acceptance") or {}).items():
-            rate = a["accepted"] / a["rows"] if a["rows"] else 0.0
-            console.print(f"  {key:<34} {a['accepted']:>5}/{a['rows']:<5} accepted ({rate:.0%})", markup=False)
+        for line in acceptance_lines(cap.get("acceptance") or {}):
+            console.print(f"  {line}", markup=False)
         if cap.get("rejects_by_reason"):
             reasons = ", ".join(f"{k} {v}" for k, v in sorted(cap["rejects_by_reason"].items(), key=lambda kv: -kv[1]))
             console.print(f"  rejects by reason: {reasons}", markup=False)
@@ -53,7 +57,8 @@ def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -
     table = outputs.get("repro_table")
     if table and Path(table).is_file():
         console.print("")
-        console.print(Path(table).read_text(), markup=False)
+        for line in repro_lines(outputs):
+            console.print(line, markup=False)
         best = max(((arm, s["R1"]["mean"]) for arm, s in (outputs.get("finetune") or {}).items()),
                    key=lambda kv: kv[1], default=None)
         if best is not None:
@@ -67,3 +72,50 @@ def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -
         console.print(f"  {name + ' corpus':<16} {path}")
     console.print(f"  {'summary':<16} {out / 'demo-summary.json'}")
     console.print(f"  {'log':<16} {log}")
+
+
+def acceptance_lines(acceptance: dict[str, dict[str, int]]) -> list[str]:
+    """Accepted/rows per kind (columns) × captioner (rows) from the ``"kind|model"`` counts of a corpus."""
+    kinds = list(dict.fromkeys(key.split("|", 1)[0] for key in acceptance))
+    models = list(dict.fromkeys(key.split("|", 1)[-1] for key in acceptance))
+    cell = max([len(k) for k in kinds] + [len(f"{a['accepted']}/{a['rows']}") for a in acceptance.values()]) + 2
+    name = max([len(m) for m in models] + [len("accepted")]) + 2
+    lines = ["accepted".ljust(name) + "".join(k.rjust(cell) for k in kinds)]
+    for model in models:
+        cells = [acceptance.get(f"{k}|{model}") for k in kinds]
+        lines.append(model.ljust(name) + "".join((f"{a['accepted']}/{a['rows']}" if a else "—").rjust(cell)
+                                                 for a in cells))
+    return lines
+
+
+def repro_lines(outputs: dict[str, Any]) -> list[str]:
+    """The reproduction in a terminal's width: R1 and mAP per arm (direct transfer, fine-tuned) and the
+    verdict on each of the papers' directions; the full table (R5/R10, std, layout of seed 002) is in
+    ``repro_table``."""
+    from training.repro.arms import ARMS_BY_NAME
+
+    direct, finetune = outputs.get("direct") or {}, outputs.get("finetune") or {}
+    arms = list(dict.fromkeys([*direct, *finetune]))
+    seeds = max((s["R1"]["n"] for s in [*direct.values(), *finetune.values()]), default=0)
+
+    def cell(stats: dict[str, Any], arm: str, metric: str) -> str:
+        s = stats.get(arm, {}).get(metric)
+        if s is None:
+            return "—"
+        return f"{s['mean']:.1f} ± {s['std']:.1f}" if s["n"] > 1 else f"{s['mean']:.1f}"
+
+    labels = {a: ARMS_BY_NAME[a].label if a in ARMS_BY_NAME else a for a in arms}
+    w = max([len(v) for v in labels.values()] + [3]) + 2
+    lines = [f"Miniature reproduction ({seeds} seed{'s' if seeds != 1 else ''}; text-to-image, %; chance R1 "
+             f"{outputs.get('chance_r1', 0):.1f}):",
+             "  " + "arm".ljust(w) + "".join(h.rjust(16) for h in ("direct R1", "direct mAP", "fine-tuned R1",
+                                                                   "fine-tuned mAP"))]
+    for arm in arms:
+        lines.append("  " + labels[arm].ljust(w) + "".join(
+            cell(st, arm, m).rjust(16) for st, m in ((direct, "R1"), (direct, "mAP"), (finetune, "R1"),
+                                                      (finetune, "mAP"))))
+    lines.append("Directions of the papers (R1, better vs worse arm):")
+    for d in outputs.get("directions") or []:
+        here = f"{d['better_R1']:.1f} vs {d['worse_R1']:.1f}" if "better_R1" in d else "—"
+        lines.append(f"  {d['status']:<22} {here:<13} {d['claim']}")
+    return lines
