@@ -22,6 +22,9 @@ BACKENDS = [
 ]
 METRIC_KEYS = ("R1", "R5", "R10", "mAP", "mINP", "mSD")
 TOLERANCE = 1e-6  # percent points
+#: mSD sums float32 similarities (the reference sums in float64): a few ulps of a sum of magnitude ~1, times
+#: 100 for percent, reach ~1e-6 — found by the hypothesis test (5×3 float32 matrix, mSD off by 1.3e-6).
+MSD_TOLERANCE = 1e-5
 
 
 def assert_matches_reference(result: dict, expected: dict) -> None:
@@ -29,7 +32,8 @@ def assert_matches_reference(result: dict, expected: dict) -> None:
         if isinstance(expected[key], float) and math.isnan(expected[key]):
             assert math.isnan(result[key]), key
         else:
-            assert result[key] == pytest.approx(expected[key], abs=TOLERANCE), key
+            tol = MSD_TOLERANCE if key == "mSD" else TOLERANCE
+            assert result[key] == pytest.approx(expected[key], abs=tol), key
     np.testing.assert_allclose(result["cmc"], expected["cmc"], atol=TOLERANCE)
 
 
