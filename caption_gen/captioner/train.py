@@ -225,6 +225,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     records = load_records(synth, cfg.splits)
+    fingerprint = data_fingerprint(synth)
     instructions = InstructionSet.load()
     texts = [instructions.render(k, image_id="-", seed=0).text for k in ("static", "identity", "clothing")]
     texts += [instructions.render("dynamic", image_id="-", seed=0, template_id=t.template_id).text
@@ -269,8 +270,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     history: list[dict[str, float]] = []
     t_vision = time.perf_counter()
     if cfg.vision_steps:
-        history += _cached_vision_stage(cfg, data_fingerprint(synth), model, aux_head, sizes, sampler, key, say,
-                                        progress)
+        history += _cached_vision_stage(cfg, fingerprint, model, aux_head, sizes, sampler, key, say, progress)
     features = _vision_features(model, pixel_values) if cfg.freeze_vision else None
     params = [p for p in model.parameters() if p.requires_grad] + list(aux_head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
@@ -314,7 +314,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     save_captioner(model, processor, out)
     stamp = {
         "key": key, "trainer_version": TRAINER_VERSION, "config": cfg.model_dump(mode="json"),
-        "synthetic": str(synth), "data_fingerprint": data_fingerprint(synth),
+        "synthetic": str(synth), "data_fingerprint": fingerprint,
         "images": len(records), "people": len({r.person_id for r in records}), "splits": cfg.splits,
         "vision_seconds": round(t_train - t_vision, 1), "train_seconds": round(time.perf_counter() - t_train, 1), "total_seconds": round(time.perf_counter() - t0, 1),
         "torch_threads": torch.get_num_threads(), "history": history,

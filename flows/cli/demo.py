@@ -36,11 +36,10 @@ def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -
     if prompts is not None:
         width = max(40, console.width - 4)
         head = f"Style bank ({len(prompts)} styles; "
-        features, room = str(outputs.get("style_features") or ""), width + 2 - len(head) - 2
-        features = features if len(features) <= room else features[:room - 1] + "…"
-        console.print(f"\n[bold]{head[:10]}[/]{head[10:]}{features}):", markup=True)
+        features = _cut(str(outputs.get("style_features") or ""), width - len(head))
+        console.print(f"\n[bold]Style bank[/]{head[len('Style bank'):]}{features}):", markup=True)
         for p in prompts:  # one line each; the full prompts are in the bank and the inspector page
-            console.print(f"  - {p if len(p) <= width else p[:width - 1] + '…'}", markup=False)
+            console.print(f"  - {_cut(p, width)}", markup=False)
     for name, cap in (outputs.get("captioning") or {}).items():
         console.print(f"\n[bold]{name} corpus[/]: {cap['accepted']} captions accepted, {cap['rejects']} rejected",
                       markup=True)
@@ -74,6 +73,10 @@ def print_summary(console: Any, outputs: dict[str, Any], out: Path, log: Path) -
     console.print(f"  {'log':<16} {log}")
 
 
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def acceptance_lines(acceptance: dict[str, dict[str, int]]) -> list[str]:
     """Accepted/rows per kind (columns) × captioner (rows) from the ``"kind|model"`` counts of a corpus."""
     kinds = list(dict.fromkeys(key.split("|", 1)[0] for key in acceptance))
@@ -93,16 +96,14 @@ def repro_lines(outputs: dict[str, Any]) -> list[str]:
     verdict on each of the papers' directions; the full table (R5/R10, std, layout of seed 002) is in
     ``repro_table``."""
     from training.repro.arms import ARMS_BY_NAME
+    from training.repro.table import format_stat
 
     direct, finetune = outputs.get("direct") or {}, outputs.get("finetune") or {}
     arms = list(dict.fromkeys([*direct, *finetune]))
     seeds = max((s["R1"]["n"] for s in [*direct.values(), *finetune.values()]), default=0)
 
     def cell(stats: dict[str, Any], arm: str, metric: str) -> str:
-        s = stats.get(arm, {}).get(metric)
-        if s is None:
-            return "—"
-        return f"{s['mean']:.1f} ± {s['std']:.1f}" if s["n"] > 1 else f"{s['mean']:.1f}"
+        return format_stat(stats.get(arm, {}).get(metric))
 
     labels = {a: ARMS_BY_NAME[a].label if a in ARMS_BY_NAME else a for a in arms}
     w = max([len(v) for v in labels.values()] + [3]) + 2

@@ -40,7 +40,8 @@ class CaptionerSpec(ConfigModel):
     #: continue training the named captioner of ``clean`` (``CaptionerConfig.init_from``) instead of
     #: training from random weights: a second or noisy captioner as a fine-tune of a clean one, at a
     #: fraction of the cost (``steps`` then says how many joint steps the continuation takes; it has no
-    #: vision stage, ``vision_steps`` 0, and trains on the parent's rendered people with its own seed and noise). The named captioner must itself be trained from scratch. Mind the confound: the
+    #: vision stage, ``vision_steps`` 0, and trains on the parent's rendered people with its own seed and
+    #: noise). The named captioner must itself be trained from scratch. Mind the confound: the
     #: continuation has trained longer than its parent (measured: an undertrained clean captioner gains
     #: more from 300 extra steps than it loses to 30 % noise), so the defaults train noisy captioners
     #: from scratch with the clean ones' steps

@@ -36,7 +36,8 @@ def aggregate(records: Sequence[dict[str, Any]], setting: str) -> dict[str, dict
     return out
 
 
-def _cell(stat: dict[str, float] | None) -> str:
+def format_stat(stat: dict[str, float] | None) -> str:
+    """``mean ± std`` over seeds (the mean alone with one seed; ``—`` when not run)."""
     if stat is None:
         return "—"
     return f"{stat['mean']:.1f} ± {stat['std']:.1f}" if stat["n"] > 1 else f"{stat['mean']:.1f}"
@@ -87,15 +88,15 @@ def markdown(stats: dict[str, Any], verdicts: list[dict[str, Any]], arms: Sequen
         direct = stats.get("direct", {}).get(arm.name, {})
         ft = stats.get("finetune", {}).get(arm.name, {})
         lines.append(f"| {arm.label} | {ts} | {td} | {nam} | {arm.corpus} | "
-                     + " | ".join(_cell(direct.get(m)) for m in METRICS) + " | "
-                     + " | ".join(_cell(ft.get(m)) for m in METRICS) + " |")
+                     + " | ".join(format_stat(direct.get(m)) for m in METRICS) + " | "
+                     + " | ".join(format_stat(ft.get(m)) for m in METRICS) + " |")
     cc = stats.get("clothes_change", {})
     if cc:
         lines += ["", "## Clothes change (seed 000): queries describe one outfit, positives wear another", "",
                   "| Model | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
         for name, label in (("plain", "Plain dual encoder"), ("bdam", "BDAM (identity feature)")):
             if name in cc:
-                lines.append(f"| {label} | " + " | ".join(_cell(cc[name].get(m)) for m in METRICS) + " |")
+                lines.append(f"| {label} | " + " | ".join(format_stat(cc[name].get(m)) for m in METRICS) + " |")
     lines += ["", "## Directions of the papers", "", "| claim | paper | here (R1) | verdict |", "|---|---|---|---|"]
     for v in verdicts:
         here = (f"{v['better_R1']:.1f} vs {v['worse_R1']:.1f} (gap {v['gap_R1']:+.1f}, pooled std "
