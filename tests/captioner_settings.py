@@ -8,9 +8,10 @@ Tests that train it in-process (``tests/caption_gen/captioner``) and tests that 
 #: (sizes pinned here, so a change of the captioner's defaults does not change what the suite trains)
 TEST_CAPTIONER = dict(steps=240, batch_size=12, synth_identities=80, synth_images_per_identity=4, image_size=96,
                       patch_size=16, vision_hidden=128, text_hidden=128, text_layers=2, vision_layers=2, lr=3e-3,
-                      warmup_steps=30, log_every=40, vision_steps=0, freeze_vision=False)
+                      warmup_steps=30, log_every=40, vision_steps=0, freeze_vision=False, examples_per_image=1)
 
 #: a captioner that trains in seconds (tests of the training loop and wiring, not of caption quality)
 MICRO_CAPTIONER = dict(steps=3, batch_size=2, synth_identities=4, synth_images_per_identity=1, image_size=32,
                        patch_size=16, vision_hidden=32, vision_layers=1, text_hidden=64, text_layers=1, vocab_size=300,
-                       warmup_steps=1, log_every=1, threads=1, vision_steps=0, freeze_vision=False)
+                       warmup_steps=1, log_every=1, threads=1, vision_steps=0, freeze_vision=False,
+                       examples_per_image=2)

@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pedes_core.configuration import ConfigModel, ConfigPath
 
 #: bump when the training code changes what a config produces (invalidates cached models).
-TRAINER_VERSION = 4
+TRAINER_VERSION = 5
 
 
 def default_cache_dir() -> Path:
@@ -44,7 +44,11 @@ class CaptionerConfig(ConfigModel):
     seed: int = 0
     #: share of target attribute values replaced by wrong ones (:mod:`caption_gen.captioner.noise`).
     noise: float = Field(0.0, ge=0.0, le=1.0)
+    #: examples (image, instruction, answer) per joint step; a multiple of ``examples_per_image``.
     batch_size: int = Field(16, ge=1)
+    #: examples drawn per image in a joint step, packed into one sequence that computes the image tokens
+    #: once (:func:`caption_gen.captioner.examples.pack_examples`; the loss is that of separate sequences).
+    examples_per_image: int = Field(4, ge=1)
     lr: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(60, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -57,6 +61,8 @@ class CaptionerConfig(ConfigModel):
     #: attribute loss alone (no language model, so a step is cheap); 0 = joint training only.
     vision_steps: int = Field(2500, ge=0)
     vision_batch_size: int = Field(32, ge=1)
+    #: probability that a vision-stage image is mirrored left–right (augmentation; 0 = off).
+    vision_hflip: float = Field(0.5, ge=0.0, le=1.0)
     #: the joint stage keeps the vision tower fixed (LLaVA's recipe) and reads its image features from a
     #: cache computed once, so a joint step trains projector + language model only (and costs less).
     freeze_vision: bool = True
@@ -74,6 +80,13 @@ class CaptionerConfig(ConfigModel):
     #: torch threads (None: torch's default).
     threads: int | None = Field(None, ge=1)
     log_every: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _whole_images_per_batch(self) -> CaptionerConfig:
+        if self.batch_size % self.examples_per_image:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of examples_per_image "
+                             f"({self.examples_per_image})")
+        return self
 
     def cache_key(self, data_fingerprint: str) -> str:
         """Hash of everything that changes the trained weights: the config (minus where outputs go and
@@ -101,7 +114,7 @@ class CaptionerConfig(ConfigModel):
         if not self.vision_steps or self.init_from is not None:
             return None
         fields = ("seed", "image_size", "patch_size", "vision_hidden", "vision_layers", "text_hidden", "lr",
-                  "weight_decay", "warmup_steps", "vision_steps", "vision_batch_size", "aux_head", "splits")
+                  "weight_decay", "warmup_steps", "vision_steps", "vision_batch_size", "vision_hflip", "aux_head", "splits")
         body = {f: getattr(self, f) for f in fields}
         payload = json.dumps({"vision": body, "data": data_fingerprint, "v": TRAINER_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]

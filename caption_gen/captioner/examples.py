@@ -98,41 +98,92 @@ class BatchSampler:
         self.aux = np.asarray([aux_labels(r) for r in records], dtype=np.int64)
         self.pad = tokenizer.pad_token_id
         self.eos = tokenizer.eos_token_id
+        self.prefix_len = shared_prefix_length(prompts, tokenizer.convert_tokens_to_ids("<image>"))
 
-    def sample_images(self, batch_size: int) -> tuple[Any, Any]:
-        """Images and their auxiliary labels only (the vision stage)."""
+    def sample_images(self, batch_size: int, hflip: float = 0.0) -> tuple[Any, Any]:
+        """Images and their auxiliary labels only (the vision stage); each image mirrored left–right with
+        probability ``hflip`` (no attribute has a side, so the labels stay)."""
         import torch
 
         idx = self.image_rng.integers(len(self.aux), size=batch_size)
-        return self._pixels(idx), torch.as_tensor(self.aux[idx])
+        pixels = self._pixels(idx)
+        if hflip > 0:
+            flip = torch.as_tensor(self.image_rng.random(batch_size) < hflip)
+            pixels[flip] = pixels[flip].flip(-1)
+        return pixels, torch.as_tensor(self.aux[idx])
 
     def _pixels(self, idx: Any) -> Any:
         import torch
 
         return self.pixels[torch.as_tensor(idx)].float()
 
-    def sample(self, batch_size: int) -> dict[str, Any]:
+    def _example(self, rec: ImageRecord) -> tuple[Prompt, list[int]]:
+        """One drawn (kind by weight, template, phrasing, noise) prompt and its answer ids (ending ``</s>``)."""
+        kind = KINDS[int(self.rng.choice(len(KINDS), p=self.kind_p))]
+        prompt = self.by_kind[kind][int(self.rng.integers(len(self.by_kind[kind])))]
+        ident, outfit, _ = corrupt(rec.identity, rec.outfit, self.noise, self.rng)
+        text = target_text(kind, ident, outfit, rng=self.rng, template=prompt.template)
+        return prompt, self.tokenizer(" " + text, add_special_tokens=False)["input_ids"] + [self.eos]
+
+    def sample(self, batch_size: int, per_image: int = 1) -> dict[str, Any]:
+        """``batch_size`` examples of ``batch_size // per_image`` images, packed (:func:`pack_examples`):
+        each image's prefix once, then ``per_image`` independently drawn (instruction, answer)
+        continuations that attend to it and to themselves only."""
         import torch
 
-        idx = self.rng.integers(len(self.records), size=batch_size)
-        seqs, labels = [], []
-        for i in idx:
-            rec = self.records[int(i)]
-            kind = KINDS[int(self.rng.choice(len(KINDS), p=self.kind_p))]
-            prompt = self.by_kind[kind][int(self.rng.integers(len(self.by_kind[kind])))]
-            ident, outfit, _ = corrupt(rec.identity, rec.outfit, self.noise, self.rng)
-            text = target_text(kind, ident, outfit, rng=self.rng, template=prompt.template)
-            answer = self.tokenizer(" " + text, add_special_tokens=False)["input_ids"] + [self.eos]
-            seqs.append(prompt.input_ids + answer)
-            labels.append([-100] * len(prompt.input_ids) + answer)
-        width = max(len(s) for s in seqs)
-        ids = torch.full((batch_size, width), self.pad, dtype=torch.long)
-        lab = torch.full((batch_size, width), -100, dtype=torch.long)
-        mask = torch.zeros((batch_size, width), dtype=torch.long)
-        for r, (s, lb) in enumerate(zip(seqs, labels, strict=True)):
-            ids[r, : len(s)] = torch.tensor(s)
-            lab[r, : len(lb)] = torch.tensor(lb)
-            mask[r, : len(s)] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": lab, "pixel_values": self._pixels(idx),
-                "index": torch.as_tensor(idx),
+        if batch_size % per_image:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")
+        idx = self.rng.integers(len(self.records), size=batch_size // per_image)
+        rows = [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
+        packed = pack_examples(rows, self.prefix_len, self.pad)
+        return {**packed, "pixel_values": self._pixels(idx), "index": torch.as_tensor(idx),
                 "aux": torch.as_tensor(self.aux[idx])}
+
+
+def shared_prefix_length(prompts: list[Prompt], image_token: int) -> int:
+    """Length of the token prefix every prompt starts with (``<s>USER: `` and the image tokens): the part
+    of a sequence that depends on the image only. Raises when an image token lies after it."""
+    first = prompts[0].input_ids
+    n = min(len(p.input_ids) for p in prompts)
+    k = next((i for i in range(n) if any(p.input_ids[i] != first[i] for p in prompts)), n)
+    if any(image_token in p.input_ids[k:] for p in prompts):
+        raise ValueError("the prompts do not share every image token in a common prefix")
+    return k
+
+
+def pack_examples(rows: list[list[tuple[Prompt, list[int]]]], prefix_len: int, pad: int) -> dict[str, Any]:
+    """Pack each row — several (prompt, answer) examples of one image — into one sequence: the shared
+    prefix once, then each example's rest of prompt + answer. Returns ``input_ids``, ``labels``
+    (``-100`` on prompts and padding), ``position_ids`` (each continuation continues from the prefix) and
+    a boolean 4-D ``attention_mask`` (True = may attend): the prefix causally, a continuation causally to
+    the prefix and to itself, never to another continuation; padding to itself only. The loss over the
+    packed rows equals the loss over the examples as separate sequences (same positions, same visible
+    tokens), while the image and the prefix are computed once per image instead of once per example."""
+    import torch
+
+    seqs, labs, segs, poss = [], [], [], []
+    for row in rows:
+        prefix = row[0][0].input_ids[:prefix_len]
+        ids, lab, seg, pos = list(prefix), [-100] * prefix_len, [0] * prefix_len, list(range(prefix_len))
+        for k, (prompt, answer) in enumerate(row, start=1):
+            rest = prompt.input_ids[prefix_len:]
+            ids += rest + answer
+            lab += [-100] * len(rest) + answer
+            seg += [k] * (len(rest) + len(answer))
+            pos += list(range(prefix_len, prefix_len + len(rest) + len(answer)))
+        seqs.append(ids), labs.append(lab), segs.append(seg), poss.append(pos)
+    width = max(len(x) for x in seqs)
+    b = len(rows)
+    ids_t = torch.full((b, width), pad, dtype=torch.long)
+    lab_t = torch.full((b, width), -100, dtype=torch.long)
+    seg_t = torch.full((b, width), -1, dtype=torch.long)
+    pos_t = torch.zeros((b, width), dtype=torch.long)
+    for r in range(b):
+        n = len(seqs[r])
+        ids_t[r, :n], lab_t[r, :n] = torch.tensor(seqs[r]), torch.tensor(labs[r])
+        seg_t[r, :n], pos_t[r, :n] = torch.tensor(segs[r]), torch.tensor(poss[r])
+    q, k = seg_t.unsqueeze(2), seg_t.unsqueeze(1)
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    visible = ((k == 0) | (k == q)) & (q >= 0) & causal
+    visible |= torch.eye(width, dtype=torch.bool) & (q < 0)
+    return {"input_ids": ids_t, "labels": lab_t, "position_ids": pos_t, "attention_mask": visible.unsqueeze(1)}

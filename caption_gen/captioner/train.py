@@ -138,7 +138,7 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
     for step in range(cfg.vision_steps):
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, stage)
-        pixels, target = sampler.sample_images(cfg.vision_batch_size)
+        pixels, target = sampler.sample_images(cfg.vision_batch_size, cfg.vision_hflip)
         feats = projector(vision(pixel_values=pixels).last_hidden_state[:, 1:])
         logits = aux_head(feats)
         loss = sum(torch.nn.functional.cross_entropy(lg, target[:, j]) for j, lg in enumerate(logits)) / len(sizes)
@@ -209,6 +209,25 @@ def _embeds_with_image(model: Any, input_ids: Any, features: Any) -> Any:
     return embeds.masked_scatter(mask, image.to(embeds.dtype))
 
 
+def _answer_loss(model: Any, batch: dict[str, Any], features: Any | None) -> Any:
+    """Next-token cross-entropy on the answer tokens of a packed batch (:func:`caption_gen.captioner.examples.
+    pack_examples`): the image features (cached ``features`` of the frozen tower, else the tower run on
+    ``pixel_values``) are projected into the ``<image>`` positions, the language model runs with the
+    batch's 4-D mask and positions, and the vocabulary projection is computed only where a label is (the
+    answers are ~20 % of the positions) — the mean over answer tokens, as ``LlavaForConditionalGeneration``'s
+    loss on the unpacked examples."""
+    import torch
+
+    if features is None:
+        features = model.model.vision_tower(pixel_values=batch["pixel_values"]).last_hidden_state[:, 1:]
+    embeds = _embeds_with_image(model, batch["input_ids"], features)
+    hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                                        position_ids=batch["position_ids"]).last_hidden_state
+    target = batch["labels"][:, 1:]
+    keep = target != -100
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][keep]), target[keep])
+
+
 def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable[[str], None],
            progress: Callable[[int, int], None] | None = None) -> None:
     import numpy as np
@@ -218,7 +237,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     from caption_gen.captioner.architecture import build_model, build_processor, save_captioner
     from caption_gen.captioner.aux_heads import build_aux_head
     from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler, engine_prompts
-    from caption_gen.captioner.vocabulary import tokenizer_corpus, train_tokenizer
+    from caption_gen.captioner.vocabulary import instruction_phrases, tokenizer_corpus, train_tokenizer
     from caption_gen.instructions.bank import InstructionSet
 
     t0 = time.perf_counter()
@@ -236,7 +255,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
         processor = AutoProcessor.from_pretrained(cfg.init_from)
         tokenizer = processor.tokenizer
     else:
-        tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size)
+        tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size, instruction_phrases(instructions))
         processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size)
     prompts = engine_prompts(instructions, processor, cfg.image_size)
     pixels = []
@@ -279,14 +298,11 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
-        batch = sampler.sample(cfg.batch_size)
+        batch = sampler.sample(cfg.batch_size, cfg.examples_per_image)
         aux_target = batch.pop("aux")
-        index = batch.pop("index")
-        if features is not None:
-            batch["inputs_embeds"] = _embeds_with_image(model, batch.pop("input_ids"), features[index].float())
-            del batch["pixel_values"]
-        outputs = model(**batch)
-        loss = outputs.loss
+        image = features[batch["index"]].float() if features is not None else None
+        lm_loss = _answer_loss(model, batch, image)
+        loss = lm_loss
         aux_loss = torch.zeros(())
         if cfg.aux_weight > 0:
             logits = aux_head(captured["img"])
@@ -297,7 +313,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        lm = float(outputs.loss.detach())
+        lm = float(lm_loss.detach())
         run_lm = 0.9 * run_lm + 0.1 * lm if step else lm
         ax = float(aux_loss.detach())
         run_aux = 0.9 * run_aux + 0.1 * ax if step else ax

@@ -139,3 +139,12 @@ def test_the_vision_stage_is_reused_by_captioners_that_differ_only_after_it(tmp_
     assert not any("reusing the vision stage" in ln for ln in fresh_lines)
     assert all((fresh[k] == b[k]).all() for k in b)
     assert CaptionerConfig(**base).vision_stage_key("d") != CaptionerConfig(**{**base, "seed": 1}).vision_stage_key("d")
+
+
+def test_a_joint_batch_holds_whole_images():
+    with pytest.raises(ValueError, match="multiple of examples_per_image"):
+        CaptionerConfig(batch_size=6, examples_per_image=4)
+    packed, single = CaptionerConfig(examples_per_image=4), CaptionerConfig(examples_per_image=1)
+    assert packed.cache_key("d") != single.cache_key("d")
+    assert packed.vision_stage_key("d") == single.vision_stage_key("d")  # the joint stage only
+    assert CaptionerConfig(vision_hflip=0.0).vision_stage_key("d") != CaptionerConfig().vision_stage_key("d")
