@@ -23,8 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import training.methods  # noqa: E402,F401
 from bench_nam_cost import make_batch  # noqa: E402
+
+import training.methods  # noqa: E402,F401
 from training.models.config import ModelConfig  # noqa: E402
 from training.registry import METHODS  # noqa: E402
 from training.tokenization import ClipTokenizer  # noqa: E402

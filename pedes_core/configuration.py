@@ -97,7 +97,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
         if isinstance(parts[0], int):
             raise ConfigError(f"--set {item!r}: a key cannot start with a list index")
         cursor: dict[Any, Any] = nested
-        for part, nxt in zip(parts[:-1], parts[1:]):
+        for part, nxt in zip(parts[:-1], parts[1:], strict=True):
             want: type[dict] = IndexedItems if isinstance(nxt, int) else dict
             child = cursor.get(part)
             if child is None:

@@ -105,7 +105,11 @@ def check_vllm(work: Path, images: int, tokens: int) -> dict:
 def check_mamba() -> dict:
     import torch
 
-    from training.models.bdam.selective_scan import mamba_kernels_available, selective_scan, selective_scan_torch
+    from training.models.bdam.selective_scan import (
+        mamba_kernels_available,
+        selective_scan,
+        selective_scan_torch,
+    )
 
     if not mamba_kernels_available():
         return {"error": "mamba_ssm is not installed (pip install -e '.[gpu]')"}

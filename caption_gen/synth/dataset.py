@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from pedes_core.errors import InputError
 from caption_gen.synth.attributes import Identity, Outfit, sample_camera, sample_identity, sample_outfit
 from caption_gen.synth.captions import PHRASINGS, clothing_text, full_caption, identity_text, pick_patterns
 from caption_gen.synth.render import render_person
+from pedes_core.errors import InputError
 
 _ID_LEVEL, _OUTFIT_LEVEL, _IMAGE_LEVEL, _SPLIT_LEVEL = 1, 2, 3, 4
 _TOKEN_RE = re.compile(r"[a-z]+(?:-[a-z]+)?")

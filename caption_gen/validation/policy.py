@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from caption_gen.validation.lexicon import GROUPS
 from pedes_core.configuration import ConfigModel
 from pedes_core.errors import ConfigError
-from caption_gen.validation.lexicon import GROUPS
 
 #: Reasons: stable short names written into ``validation.reasons`` / rejects.
 LEAKAGE_REASONS = {"identity": "leakage:clothing", "clothing": "leakage:identity"}

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_metrics import public_calculator_sd, reference_metrics, reference_query
 
-from pedes_core.errors import InputError
 from eval.metrics import cmc_curve, evaluate_both_directions, retrieval_metrics
 from eval.ranking import numba_available
+from pedes_core.errors import InputError
 
 BACKENDS = [
     "torch",

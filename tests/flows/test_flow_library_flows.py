@@ -104,8 +104,8 @@ def test_train_flow_pretrain_finetune_evaluate(tmp_path, synth_small):
 
 
 def test_train_flow_config_needs_exactly_one_corpus_source(tmp_path):
-    from pedes_core.errors import ConfigError
     from flows.train_flow import load_train_flow_config
+    from pedes_core.errors import ConfigError
 
     cfg = tmp_path / "train.yaml"
     cfg.write_text(yaml.safe_dump({"out_dir": "out", "pretrain_recipe": str(REPO / "configs" / "pretrain_nam.yaml")}))

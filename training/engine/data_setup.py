@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from pedes_core.errors import ConfigError
 from eval.evaluator import RetrievalSet
+from pedes_core.errors import ConfigError
 from training.config import RecipeConfig
 from training.data import benchmark_dataset as bd
 from training.data.corpus_dataset import CorpusDataset, CorpusFilter, CorpusIndex, build_corpus_index

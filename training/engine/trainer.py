@@ -30,9 +30,9 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from eval.evaluator import EvalResult, Evaluator, check_rerank_support
 from pedes_core.configuration import save_resolved
 from pedes_core.errors import ConfigError, PedesError
-from eval.evaluator import EvalResult, Evaluator, check_rerank_support
 from training.config import RecipeConfig
 from training.data.collate import TokenizingCollate
 from training.data.samplers import GlobalBatchSampler

@@ -9,7 +9,6 @@ from pydantic import Field, model_validator
 from pedes_core.configuration import ConfigModel, ConfigPath
 
 
-
 class ModelConfig(ConfigModel):
     """Backbone choice and geometry.
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import fsspec
 import pytest
 
-from pedes_core.errors import InputError
 from caption_gen.images import ImageRef, discover_images
+from pedes_core.errors import InputError
 
 
 @pytest.fixture

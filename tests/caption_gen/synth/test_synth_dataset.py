@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pedes_core.errors import InputError
 from caption_gen.synth import render_dataset
 from caption_gen.synth.attributes import PALETTE
 from caption_gen.synth.captions import clothing_text, identity_text
 from caption_gen.synth.dataset import assign_splits, person
 from flows.cli import main
+from pedes_core.errors import InputError
 
 
 def _digest(root: Path) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from caption_gen.validation import ValidationPolicy, rules, validate_caption
 from pedes_core.errors import ConfigError
-from caption_gen.validation import ValidationPolicy, validate_caption
-from caption_gen.validation import rules
 
 GOOD_STATIC = ("A young woman with long black hair wears a red jacket over a white shirt, blue jeans and white "
                "sneakers. She carries a black backpack on her shoulders.")

@@ -32,8 +32,8 @@ def test_warmup_then_cosine_to_the_floor_with_one_factor_for_all_groups():
     assert max(first) == pytest.approx(1e-3)
     peak = first.index(max(first))
     assert 8 <= peak <= 10  # end of the warmup epoch
-    assert all(a <= b + 1e-15 for a, b in zip(first[:peak], first[1:peak + 1]))  # rising
-    assert all(a >= b - 1e-15 for a, b in zip(first[peak:], first[peak + 1:]))  # falling
+    assert all(a <= b + 1e-15 for a, b in zip(first[:peak], first[1:peak + 1], strict=True))  # rising
+    assert all(a >= b - 1e-15 for a, b in zip(first[peak:-1], first[peak + 1:], strict=True))  # falling
     assert first[-1] == pytest.approx(0.05e-3, rel=0.05)
     assert all(lo / hi == pytest.approx(1e-2) for hi, lo in curve)  # the same factor for both groups
     # built by the library, not by hand

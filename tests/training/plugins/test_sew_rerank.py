@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import COLOURS, IMAGE_SIZE
 from PIL import Image
 
 import training.methods  # noqa: F401  (registers the methods)
@@ -18,8 +19,6 @@ from pedes_core.configuration import load_config
 from training.config import RecipeConfig
 from training.data.transforms import build_test_transform
 from training.registry import METHODS
-
-from conftest import COLOURS, IMAGE_SIZE
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 
