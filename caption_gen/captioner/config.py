@@ -25,11 +25,11 @@ def default_cache_dir() -> Path:
 class CaptionerConfig(ConfigModel):
     """What to train and how. Default: 1.24 M parameters (CLIP vision 3×128 at 128² / patch 16 → 64 image
     tokens, Llama text 3×128) trained on 8,000 rendered people × 2 images in two stages: 2,500 vision steps
-    (auxiliary attribute loss only, batch 32, half the images mirrored) then 3,600 joint steps of 16
+    (auxiliary attribute loss only, batch 32, half the images mirrored) then 5,400 joint steps of 16
     examples with the vision tower frozen (LLaVA's recipe; its features cached). Measured on two idle
-    cores (2026-12-02): 1,293 s — image loading 38 s, vision stage 467 s, joint stage 788 s (0.22 s a
-    step) — plus ≈ 1.5 min to render the 16,000 images the first time; static attribute accuracy 82.6 %
-    (``benchmarks/RESULTS.md``, "Trained captioner quality")."""
+    cores (2026-12-02): 1,706 s — image loading 38 s, vision stage 467 s, joint stage 1,201 s (0.22 s a
+    step) — plus ≈ 1.5 min to render the 16,000 images the first time, for 86.2 % static attribute
+    accuracy (3,600 joint steps: 1,293 s, 82.6 %; ``benchmarks/RESULTS.md``, "Trained captioner quality")."""
 
     #: a ``pedes synth`` folder; None → render ``synth_identities`` people with the reserved seed
     #: ``CAPTIONER_SEED_BASE + seed`` (:mod:`caption_gen.captioner.records`).
@@ -41,7 +41,7 @@ class CaptionerConfig(ConfigModel):
     #: where the trained model is written (None → only the cache folder).
     out: ConfigPath | None = None
     cache_dir: ConfigPath | None = None
-    steps: int = Field(3600, ge=1)
+    steps: int = Field(5400, ge=1)
     seed: int = 0
     #: share of target attribute values replaced by wrong ones (:mod:`caption_gen.captioner.noise`).
     noise: float = Field(0.0, ge=0.0, le=1.0)
