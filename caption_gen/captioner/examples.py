@@ -106,13 +106,14 @@ class BatchSampler:
         import torch
 
         idx = self.image_rng.integers(len(self.aux), size=batch_size)
-        pixels = self._pixels(idx)
+        pixels = self.pixels_of(idx)
         if hflip > 0:
             flip = torch.as_tensor(self.image_rng.random(batch_size) < hflip)
             pixels[flip] = pixels[flip].flip(-1)
         return pixels, torch.as_tensor(self.aux[idx])
 
-    def _pixels(self, idx: Any) -> Any:
+    def pixels_of(self, idx: Any) -> Any:
+        """The float32 pixels of the images ``idx`` (stored in the cache dtype)."""
         import torch
 
         return self.pixels[torch.as_tensor(idx)].float()
@@ -128,7 +129,8 @@ class BatchSampler:
     def sample(self, batch_size: int, per_image: int = 1) -> dict[str, Any]:
         """``batch_size`` examples of ``batch_size // per_image`` images, packed (:func:`pack_examples`):
         each image's prefix once, then ``per_image`` independently drawn (instruction, answer)
-        continuations that attend to it and to themselves only."""
+        continuations that attend to it and to themselves only. ``index`` names the images (their
+        features or :meth:`pixels_of`); no pixels are gathered here, a cached-feature step needs none."""
         import torch
 
         if batch_size % per_image:
@@ -136,8 +138,7 @@ class BatchSampler:
         idx = self.rng.integers(len(self.records), size=batch_size // per_image)
         rows = [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
         packed = pack_examples(rows, self.prefix_len, self.pad)
-        return {**packed, "pixel_values": self._pixels(idx), "index": torch.as_tensor(idx),
-                "aux": torch.as_tensor(self.aux[idx])}
+        return {**packed, "index": torch.as_tensor(idx), "aux": torch.as_tensor(self.aux[idx])}
 
 
 def shared_prefix_length(prompts: list[Prompt], image_token: int) -> int:
@@ -171,7 +172,10 @@ def pack_examples(rows: list[list[tuple[Prompt, list[int]]]], prefix_len: int, p
             lab += [-100] * len(rest) + answer
             seg += [k] * (len(rest) + len(answer))
             pos += list(range(prefix_len, prefix_len + len(rest) + len(answer)))
-        seqs.append(ids), labs.append(lab), segs.append(seg), poss.append(pos)
+        seqs.append(ids)
+        labs.append(lab)
+        segs.append(seg)
+        poss.append(pos)
     width = max(len(x) for x in seqs)
     b = len(rows)
     ids_t = torch.full((b, width), pad, dtype=torch.long)

@@ -139,7 +139,7 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, stage)
         pixels, target = sampler.sample_images(cfg.vision_batch_size, cfg.vision_hflip)
-        feats = projector(vision(pixel_values=pixels).last_hidden_state[:, 1:])
+        feats = projector(_tower_tokens(vision, pixels))
         logits = aux_head(feats)
         loss = sum(torch.nn.functional.cross_entropy(lg, target[:, j]) for j, lg in enumerate(logits)) / len(sizes)
         opt.zero_grad(set_to_none=True)
@@ -186,6 +186,12 @@ def _cached_vision_stage(cfg: CaptionerConfig, fingerprint: str, model: Any, aux
     return history
 
 
+def _tower_tokens(vision: Any, pixels: Any) -> Any:
+    """The vision tower's image-token features: last layer, CLS dropped (LLaVA's ``vision_feature_layer``
+    -1, strategy ``default``)."""
+    return vision(pixel_values=pixels).last_hidden_state[:, 1:]
+
+
 def _vision_features(model: Any, pixel_values: Any, batch: int = 128) -> Any:
     """Freeze the vision tower and return its image-token features (LLaVA's ``vision_feature_layer`` -1,
     CLS dropped) of every training image, in :data:`CACHE_DTYPE` — computed once, so a joint step skips the tower."""
@@ -195,7 +201,7 @@ def _vision_features(model: Any, pixel_values: Any, batch: int = 128) -> Any:
     vision.requires_grad_(False)
     vision.eval()
     with torch.no_grad():
-        out = [vision(pixel_values=pixel_values[i:i + batch].float()).last_hidden_state[:, 1:].to(getattr(torch, CACHE_DTYPE))
+        out = [_tower_tokens(vision, pixel_values[i:i + batch].float()).to(getattr(torch, CACHE_DTYPE))
                for i in range(0, len(pixel_values), batch)]
     return torch.cat(out)
 
@@ -209,17 +215,15 @@ def _embeds_with_image(model: Any, input_ids: Any, features: Any) -> Any:
     return embeds.masked_scatter(mask, image.to(embeds.dtype))
 
 
-def _answer_loss(model: Any, batch: dict[str, Any], features: Any | None) -> Any:
+def _answer_loss(model: Any, batch: dict[str, Any], features: Any) -> Any:
     """Next-token cross-entropy on the answer tokens of a packed batch (:func:`caption_gen.captioner.examples.
-    pack_examples`): the image features (cached ``features`` of the frozen tower, else the tower run on
-    ``pixel_values``) are projected into the ``<image>`` positions, the language model runs with the
+    pack_examples`): the tower's image-token ``features`` of the batch's images are projected into the
+    ``<image>`` positions, the language model runs with the
     batch's 4-D mask and positions, and the vocabulary projection is computed only where a label is (the
     answers are ~20 % of the positions) — the mean over answer tokens, as ``LlavaForConditionalGeneration``'s
     loss on the unpacked examples."""
     import torch
 
-    if features is None:
-        features = model.model.vision_tower(pixel_values=batch["pixel_values"]).last_hidden_state[:, 1:]
     embeds = _embeds_with_image(model, batch["input_ids"], features)
     hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                         position_ids=batch["position_ids"]).last_hidden_state
@@ -300,7 +304,9 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
             g["lr"] = _lr_at(step, cfg)
         batch = sampler.sample(cfg.batch_size, cfg.examples_per_image)
         aux_target = batch.pop("aux")
-        image = features[batch["index"]].float() if features is not None else None
+        index = batch["index"]
+        image = (features[index].float() if features is not None
+                 else _tower_tokens(model.model.vision_tower, sampler.pixels_of(index)))
         lm_loss = _answer_loss(model, batch, image)
         loss = lm_loss
         aux_loss = torch.zeros(())

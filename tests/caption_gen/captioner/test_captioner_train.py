@@ -148,3 +148,18 @@ def test_a_joint_batch_holds_whole_images():
     assert packed.cache_key("d") != single.cache_key("d")
     assert packed.vision_stage_key("d") == single.vision_stage_key("d")  # the joint stage only
     assert CaptionerConfig(vision_hflip=0.0).vision_stage_key("d") != CaptionerConfig().vision_stage_key("d")
+
+
+def test_vision_hflip_reaches_the_vision_stage(tmp_path):
+    """The same seed and images with ``vision_hflip`` 0 and 1 end with different vision towers."""
+    import torch
+    from safetensors.torch import load_file
+
+    towers = []
+    for flip in (0.0, 1.0):
+        cfg = CaptionerConfig(**{**MICRO, "vision_steps": 2, "vision_batch_size": 2, "freeze_vision": True,
+                                 "vision_hflip": flip, "cache_dir": tmp_path / f"c{flip}"})
+        weights = load_file(str(train_captioner(cfg) / "model.safetensors"))
+        towers.append({k: v for k, v in weights.items() if "vision_tower" in k})
+    assert towers[0].keys() == towers[1].keys()
+    assert any(not torch.equal(towers[0][k], towers[1][k]) for k in towers[0])
