@@ -73,6 +73,10 @@ class CaptionerConfig(ConfigModel):
     #: sampling weights of the kinds static, dynamic, identity, clothing.
     kind_weights: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.2, 0.2], min_length=4, max_length=4)
     image_size: int = Field(128, ge=32)
+    #: LLaVA gives the language model one token per patch, so the patch sets both the tower's resolution and
+    #: the joint step's cost: 32 (16 image tokens) trains in 646 s from scratch but reaches 77.3 % static
+    #: attribute accuracy — a 32-pixel patch loses bag, garment type and hair (``benchmarks/RESULTS.md``,
+    #: "Session 10"; ``benchmarks/probe_captioner_tower.py``).
     patch_size: int = Field(16, ge=4)
     vision_hidden: int = Field(128, ge=32)
     vision_layers: int = Field(3, ge=1)
