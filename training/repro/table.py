@@ -75,8 +75,10 @@ def markdown(stats: dict[str, Any], verdicts: list[dict[str, Any]], arms: Sequen
                  f"{meta.get('target_test_queries')} queries; text-to-image, in %, mean ± std over seeds."
                  + (f" Chance R1 ≈ {chance_r1:.1f}." if chance_r1 is not None else ""))
     lines.append("")
-    lines.append("Columns T^s/T^d: static/dynamic captions of the clean (c) or noisy (n) captioners "
-                 f"({', '.join(captioners.get('clean', []))} / {', '.join(captioners.get('noisy', []))}).")
+    used = "; ".join(f"{corpus}: {', '.join(names)}" for corpus in ("clean", "noisy")
+                     if (names := captioners.get(corpus)))
+    lines.append("Columns T^s/T^d: static/dynamic captions of the captioners of the arm's corpus"
+                 + (f" ({used})." if used else "."))
     lines.append("")
     head = "| Method | T^s | T^d | NAM | corpus | " + " | ".join(f"DT {m}" for m in METRICS) + " | " + \
         " | ".join(f"FT {m}" for m in METRICS) + " |"

@@ -92,3 +92,6 @@ def test_directions_say_whether_each_claim_holds():
     assert verdict["NAM beats equal masking on noisy captions (direct transfer)"] == "not run"
     md = markdown(stats, directions(stats), select_arms([]), {"clean": ["cap-a"]}, 1.0, {"seeds": 3})
     assert "| Static text, EM | ✓ |" in md and "31.0 ± 1.0" in md and "does not hold" in md
+    assert "captioners of the arm's corpus (clean: cap-a)." in md  # no empty noisy list when none ran
+    both = markdown(stats, directions(stats), select_arms([]), {"clean": ["cap-a"], "noisy": ["cap-n"]}, 1.0, {})
+    assert "(clean: cap-a; noisy: cap-n)." in both
