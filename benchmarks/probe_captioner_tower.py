@@ -58,7 +58,7 @@ def main() -> None:
             logits = head(model.model.multi_modal_projector(tokens))
             target = labels[start:start + len(part)]
             correct += torch.tensor([float((lg.argmax(-1) == target[:, j]).sum()) for j, lg in enumerate(logits)])
-    accuracy = {name: round(float(c) / len(records), 4) for name, c in zip(AUX_ATTRIBUTES, correct)}
+    accuracy = {name: round(float(c) / len(records), 4) for name, c in zip(AUX_ATTRIBUTES, correct, strict=True)}
     report = {"model": str(args.model), "vision_cache": str(args.vision_cache), "heldout": str(args.heldout),
               "images": len(records), "tower": {"image_size": vision.image_size, "patch_size": vision.patch_size,
                                                 "hidden": vision.hidden_size, "layers": vision.num_hidden_layers},

@@ -35,9 +35,10 @@ class IrraMethod(SdmFamilyMethod):
         images, tokens = batch["images"], batch["text_tokens"]
         backbone = self.backbone
         image_tokens, _ = backbone.image_tokens(images)
-        text_tokens, _ = backbone.text_tokens(tokens)
+        full = backbone.trim_padding(tokens)  # exact for the pooled feature; the MLM copy keeps the width
+        text_tokens, _ = backbone.text_tokens(full)
         out = self._global_losses(
-            image_tokens[:, 0], backbone.pool_text(text_tokens, tokens), batch["person_ids"]
+            image_tokens[:, 0], backbone.pool_text(text_tokens, full), batch["person_ids"]
         )
         if self.cross_modal is not None:
             valid = self.tokenizer.word_token_mask(tokens)

@@ -133,18 +133,21 @@ class NamSdmMethod(SdmFamilyMethod):
         backbone = self.backbone
         if not self.training:  # validation loss: the full caption, no store update
             image_tokens, _ = backbone.image_tokens(images)
-            text_tokens, _ = backbone.text_tokens(tokens)
+            full = backbone.trim_padding(tokens)
+            text_tokens, _ = backbone.text_tokens(full)
             return self._global_losses(
-                image_tokens[:, 0], backbone.pool_text(text_tokens, tokens), person_ids
+                image_tokens[:, 0], backbone.pool_text(text_tokens, full), person_ids
             )
 
         probabilities = self.masking_probabilities_for(tokens, caption_ids)
         masked = self._mask(tokens, probabilities, caption_ids, NAM_SEED_PURPOSE)
         layer = backbone.nam_layer if self.uses_nam else None
         image_tokens, image_layer = backbone.image_tokens(images, return_layer=layer)
-        text_tokens, _ = backbone.text_tokens(masked.tokens)
+        # without an MLM head only the pooled feature is read, so the padding columns are cut (exact)
+        text_in = masked.tokens if self.cross_modal is not None else backbone.trim_padding(masked.tokens)
+        text_tokens, _ = backbone.text_tokens(text_in)
         out = self._global_losses(
-            image_tokens[:, 0], backbone.pool_text(text_tokens, masked.tokens), person_ids
+            image_tokens[:, 0], backbone.pool_text(text_tokens, text_in), person_ids
         )
         if self.cross_modal is not None:
             out.update(self._mlm_losses(text_tokens, image_tokens, masked.labels))
@@ -155,7 +158,7 @@ class NamSdmMethod(SdmFamilyMethod):
             with torch.no_grad():
                 # T^full through the first l blocks only; trailing padding columns are cut first
                 # (exact: the text transformer is causal, so no token attends to later ones)
-                length = int((tokens != self.tokenizer.pad_token_id).any(dim=0).nonzero().max()) + 1
+                length = backbone.trim_padding(tokens, self.tokenizer.pad_token_id).shape[1]
                 full_layer = backbone.text_layer_tokens(tokens[:, :length], layer)
                 noise = token_noise(
                     backbone.project_text_tokens(full_layer),

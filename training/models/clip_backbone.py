@@ -45,6 +45,7 @@ from training.models.position_embedding import (
     patch_grid,
     square_grid,
 )
+from training.tokenization import ClipTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +236,22 @@ class ClipBackbone(nn.Module):
         return projection(x) if isinstance(projection, nn.Linear) else x @ projection
 
     @staticmethod
+    def trim_padding(text: torch.Tensor, pad_token_id: int = ClipTokenizer.pad_token_id) -> torch.Tensor:
+        """``text`` without its trailing columns that are padding in every row (a batch of 25-token captions
+        padded to a 64-token context runs the text tower on ~40 columns instead of 64: ≈ 1.3× faster SDM + ID
+        steps of the CPU profile). Exact for the global text feature: the text transformer is causal (no token
+        attends to a later one) and :meth:`pool_text` reads the [EOS] position, which is before the cut. The
+        cut columns' per-position outputs are not computed, so a caller that reads every position (a
+        cross-modal MLM head) passes the full width."""
+        used = (text != pad_token_id).any(dim=0).nonzero()
+        return text if used.numel() == 0 else text[:, : int(used.max()) + 1]
+
+    @staticmethod
     def pool_text(tokens: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """The [EOS] token's feature ``t_eos`` (EOS has the largest id in each row, as in CLIP)."""
         return tokens[torch.arange(tokens.shape[0], device=tokens.device), text.argmax(dim=-1)]
 
     def encode_text(self, text: torch.Tensor) -> torch.Tensor:
-        """Global text feature ``t_eos`` [B, D]."""
+        """Global text feature ``t_eos`` [B, D] (trailing padding columns cut first: :meth:`trim_padding`)."""
+        text = self.trim_padding(text)
         return self.pool_text(self.text_tokens(text)[0], text)

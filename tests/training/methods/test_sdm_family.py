@@ -194,3 +194,30 @@ def test_mlm_head_on_masked_positions_only_equals_the_full_vocabulary_loss(metho
     assert torch.allclose(g_fast, g_slow, atol=1e-6)
     none = method._mlm_losses(text_states, image_tokens, torch.full_like(tokens, IGNORE_INDEX))
     assert float(none["mlm_loss"]) == 0.0 and none["mlm_loss"].requires_grad
+
+
+@pytest.mark.parametrize(("name", "params"), [("irra", {"mlm_weight": 0.0}), ("nam_sdm", {"masking": "em"})])
+def test_global_losses_run_on_the_used_columns_and_equal_the_full_width(
+    name, params, method_model_config, method_tokenizer, method_batch, tmp_path
+) -> None:
+    """Without an MLM head the text tower sees only the batch's used columns; the losses are those of the
+    full 77-column captions."""
+    method = _build(name, method_model_config, method_tokenizer, tmp_path, **params).train()
+    method.on_epoch_start(0)
+    backbone = method.backbone
+    widths: list[int] = []
+    hook = backbone.clip.token_embedding.register_forward_hook(
+        lambda _m, inputs, _o: widths.append(inputs[0].shape[1]))
+    torch.manual_seed(1)
+    out = method(method_batch)
+    hook.remove()
+    tokens = method_batch["text_tokens"]
+    used = int((tokens != method_tokenizer.pad_token_id).sum(dim=1).max())
+    assert tokens.shape[1] == 77 and widths[0] == used < 77
+    if name == "irra":  # no masking: the same losses from the full-width forward
+        image_tokens, _ = backbone.image_tokens(method_batch["images"])
+        text_tokens, _ = backbone.text_tokens(tokens)
+        full = method._global_losses(image_tokens[:, 0], backbone.pool_text(text_tokens, tokens),
+                                     method_batch["person_ids"])
+        for key in ("sdm_loss", "id_loss"):
+            assert torch.allclose(out[key], full[key], atol=1e-5)

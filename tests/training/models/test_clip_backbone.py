@@ -176,3 +176,23 @@ def test_model_configs_are_data_registered_with_open_clip(clip_tokenizer) -> Non
         tower_config(ModelConfig(arch="nope"))
     with pytest.raises(Exception, match="tiny_width"):  # the old knobs are gone, not ignored
         ModelConfig(arch="tiny", tiny_width=32)
+
+
+def test_trim_padding_cuts_the_shared_padding_and_keeps_the_text_feature(
+    tiny_reid_backbone: ClipBackbone, clip_tokenizer
+) -> None:
+    text = clip_tokenizer(["red shirt", "a woman carrying a black bag and wearing white boots"])
+    trimmed = ClipBackbone.trim_padding(text)
+    longest = int((text != clip_tokenizer.pad_token_id).sum(dim=1).max())
+    assert text.shape[1] == 77 and trimmed.shape[1] == longest  # the longest row keeps its [EOS]
+    assert torch.equal(trimmed, text[:, :longest])
+    widths: list[int] = []
+    hook = tiny_reid_backbone.clip.token_embedding.register_forward_hook(
+        lambda _m, inputs, _o: widths.append(inputs[0].shape[1]))
+    with torch.no_grad():
+        short = tiny_reid_backbone.encode_text(text)
+        full = tiny_reid_backbone.pool_text(tiny_reid_backbone.text_tokens(text)[0], text)
+    hook.remove()
+    assert widths == [longest, 77]  # encode_text ran the tower on the used columns only
+    assert torch.allclose(short, full, atol=1e-5)  # causal tower + [EOS] pooling: exact
+    assert ClipBackbone.trim_padding(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5)
