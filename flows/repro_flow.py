@@ -66,15 +66,15 @@ def captioner_task(spec: CaptionerSpec, cfg: ReproConfig, init_from: str | None 
 
 def train_captioners(cfg: ReproConfig, corpora: set[str]) -> dict[str, str]:
     """Model folder of every captioner of the ``corpora`` (``clean``/``noisy``), by name; a captioner with
-    ``from_captioner`` continues the trained folder of that clean captioner (trained first if needed, and
-    returned too)."""
+    ``from_captioner`` continues the trained folder of that base or clean captioner (trained first if needed,
+    and returned too)."""
     specs = {"clean": cfg.captioning.clean, "noisy": cfg.captioning.noisy}
-    clean = {c.name: c for c in cfg.captioning.clean}
+    parents = {c.name: c for c in [*cfg.captioning.bases, *cfg.captioning.clean]}
     trained: dict[str, str] = {}
 
     def path(spec: CaptionerSpec) -> str:
         if spec.name not in trained:
-            source = path(clean[spec.from_captioner]) if spec.from_captioner is not None else None
+            source = path(parents[spec.from_captioner]) if spec.from_captioner is not None else None
             trained[spec.name] = captioner_task(spec, cfg, source)
         return trained[spec.name]
 

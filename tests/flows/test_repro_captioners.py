@@ -37,6 +37,21 @@ def test_noisy_captioner_continues_the_clean_one(tmp_path, prefect_harness):
     assert [p.name for p in (tmp_path / "cache").glob("synth-*")] == [Path(clean["synthetic"]).name]
 
 
+def test_clean_and_noisy_captioners_continue_a_common_base(tmp_path, prefect_harness):
+    cfg = ReproConfig(recipe=REPO / "configs" / "cpu_tiny.yaml", out=tmp_path / "out", captioning={
+        "bases": [{"name": "base", "seed": 0}],
+        "clean": [{"name": "cap-a", "seed": 0, "from_captioner": "base", "steps": 2}],
+        "noisy": [{"name": "cap-a-noisy", "seed": 0, "noise": 0.3, "from_captioner": "base", "steps": 2}],
+        "captioner": {**MICRO_CAPTIONER, "vision_steps": 2}, "cache_dir": str(tmp_path / "cache")})
+    paths = train_captioners(cfg, {"clean", "noisy"})
+    assert set(paths) == {"base", "cap-a", "cap-a-noisy"}
+    cards = {n: json.loads((Path(p) / "captioner.json").read_text())["config"] for n, p in paths.items()}
+    assert cards["cap-a"]["init_from"] == cards["cap-a-noisy"]["init_from"] == paths["base"]
+    # the twins differ by the noise alone
+    differ = {k for k in cards["cap-a"] if cards["cap-a"][k] != cards["cap-a-noisy"][k]}
+    assert differ == {"noise"}, differ
+
+
 @pytest.mark.parametrize("noisy", [
     [{"name": "x", "from_captioner": "nope"}],
     [{"name": "cap-a", "noise": 0.3}],
@@ -45,3 +60,8 @@ def test_noisy_captioner_continues_the_clean_one(tmp_path, prefect_harness):
 def test_bad_captioner_references_are_config_errors(noisy):
     with pytest.raises(ValidationError, match="from_captioner|unique"):
         CaptioningConfig(clean=[{"name": "cap-a"}, {"name": "cap-b", "from_captioner": "cap-a"}], noisy=noisy)
+
+
+def test_a_base_is_trained_from_scratch():
+    with pytest.raises(ValidationError, match="a base is trained from scratch"):
+        CaptioningConfig(bases=[{"name": "b0"}, {"name": "b1", "from_captioner": "b0"}], clean=[{"name": "cap-a"}])

@@ -37,7 +37,7 @@ class CaptionerSpec(ConfigModel):
     name: str
     seed: int = 0
     noise: float = Field(0.0, ge=0, le=1)
-    #: continue training the named captioner of ``clean`` (``CaptionerConfig.init_from``) instead of
+    #: continue training the named captioner of ``bases`` or ``clean`` (``CaptionerConfig.init_from``) instead of
     #: training from random weights: a second or noisy captioner as a fine-tune of a clean one, at a
     #: fraction of the cost (``steps`` then says how many joint steps the continuation takes; it has no
     #: vision stage, ``vision_steps`` 0, and trains on the parent's rendered people with its own seed and
@@ -59,6 +59,9 @@ class CaptioningConfig(ConfigModel):
     #: the noisy corpus: the same captioners trained with a share of wrong attribute words (``--noise``)
     noisy: list[CaptionerSpec] = Field(default_factory=lambda: [
         CaptionerSpec(name="cap-a-noisy", seed=0, noise=0.3), CaptionerSpec(name="cap-b-noisy", seed=1, noise=0.3)])
+    #: parent captioners only (trained from scratch, captioning nothing): the clean and noisy captioners
+    #: continue them (``from_captioner``), so a clean captioner and its noisy twin differ by the noise alone
+    bases: list[CaptionerSpec] = Field(default_factory=list)
     kinds: list[str] = Field(default_factory=lambda: ["static", "dynamic"], min_length=1)
     #: further ``caption_gen.captioner.CaptionerConfig`` fields shared by every captioner (e.g. ``steps``;
     #: empty = the captioner's default size)
@@ -72,15 +75,19 @@ class CaptioningConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _known_sources(self) -> CaptioningConfig:
-        clean = {c.name: c.from_captioner for c in self.clean}
+        for base in self.bases:
+            if base.from_captioner is not None:
+                raise ValueError(f"captioner {base.name!r} of 'bases': a base is trained from scratch "
+                                 f"(drop from_captioner {base.from_captioner!r})")
+        parents = {c.name: c.from_captioner for c in [*self.bases, *self.clean]}
         for spec in [*self.clean, *self.noisy]:
-            if spec.from_captioner is not None and (spec.from_captioner not in clean or spec.from_captioner == spec.name):
+            if spec.from_captioner is not None and (spec.from_captioner not in parents or spec.from_captioner == spec.name):
                 raise ValueError(f"captioner {spec.name!r}: from_captioner {spec.from_captioner!r} must name another "
-                                 f"captioner of 'clean' ({sorted(clean)})")
-            if spec.from_captioner is not None and clean[spec.from_captioner] is not None:
+                                 f"captioner of 'bases' or 'clean' ({sorted(parents)})")
+            if spec.from_captioner is not None and parents[spec.from_captioner] is not None:
                 raise ValueError(f"captioner {spec.name!r}: from_captioner {spec.from_captioner!r} is itself a "
-                                 f"continuation (of {clean[spec.from_captioner]!r}); continue a captioner trained from scratch")
-        names = [c.name for c in [*self.clean, *self.noisy]]
+                                 f"continuation (of {parents[spec.from_captioner]!r}); continue a captioner trained from scratch")
+        names = [c.name for c in [*self.bases, *self.clean, *self.noisy]]
         if len(set(names)) != len(names):
             raise ValueError(f"captioner names must be unique, got {names}")
         return self
