@@ -51,12 +51,11 @@ def evaluate_corpus(corpus: Path, synth: Path) -> dict:
     import pandas as pd
 
     from caption_gen.captioner.adherence import follows_template
-    from caption_gen.captioner.records import load_records
-    from caption_gen.captioner.scoring import applicable_groups, score_caption
+    from caption_gen.captioner.corpus_accuracy import corpus_attribute_accuracy
     from caption_gen.instructions.bank import InstructionSet
     from caption_gen.validation.rules import leakage_terms
 
-    recs = {str(r.path.relative_to(synth / "imgs")): r for r in load_records(synth, None)}
+    accuracy = corpus_attribute_accuracy(corpus, synth, list(KINDS))
     templates = {t.template_id: t for t in InstructionSet.load().templates}
     rows = pd.concat([pd.read_parquet(p) for p in sorted((corpus / "shards").glob("*.parquet"))], ignore_index=True)
     rej_files = sorted((corpus / "rejects").glob("*.parquet"))
@@ -74,16 +73,9 @@ def evaluate_corpus(corpus: Path, synth: Path) -> dict:
                 for r in rs:
                     reasons[r] += 1
         k["reject_reasons"] = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
-        hits: dict[str, list[bool]] = defaultdict(list)
-        for _, row in acc.iterrows():
-            rec = recs[row["image_path"]]
-            tpl = templates.get(row["template_id"]) if kind == "dynamic" else None
-            groups = applicable_groups(kind, tpl.slots if tpl else None)
-            for g, ok in score_caption(row["caption"], rec.identity, rec.outfit, groups).items():
-                hits[g].append(ok)
-        per = {g: round(sum(v) / len(v), 4) for g, v in hits.items()}
-        k["attribute_accuracy"] = per
-        k["attribute_accuracy_mean"] = round(sum(per.values()) / len(per), 4) if per else None
+        scored = accuracy.get(kind, {"groups": {}, "mean": None})
+        k["attribute_accuracy"] = scored["groups"]
+        k["attribute_accuracy_mean"] = scored["mean"]
         finals = list(acc["caption"]) + [c for c in rej["caption"] if isinstance(c, str)]
         if kind == "dynamic":
             ok_acc = [follows_template(r["caption"], templates[r["template_id"]].text) for _, r in acc.iterrows()]

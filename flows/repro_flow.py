@@ -26,6 +26,7 @@ import yaml
 from prefect import flow, task
 from pydantic import ValidationError
 
+from caption_gen.captioner.corpus_accuracy import corpus_attribute_accuracy
 from pedes_core.configuration import format_validation_error, save_resolved
 from pedes_core.errors import ConfigError
 from training.repro.arms import select_arms
@@ -155,6 +156,8 @@ def run_repro(cfg: ReproConfig) -> dict[str, Any]:
         corpora[name], models[name] = summary["out"], list(captioners)
         summaries[name] = {k: summary.get(k) for k in ("out", "accepted", "rejects", "acceptance_rate", "acceptance",
                                                       "rejects_by_reason", "images_per_s", "wall_s")}
+        summaries[name]["attribute_accuracy"] = corpus_attribute_accuracy(summary["out"], world["source"],
+                                                                          cfg.captioning.kinds)
     records = [arm_task(cfg, arm.name, seed, corpora, models, target) for seed in range(cfg.seeds) for arm in arms]
     if cfg.clothes_change is not None and cfg.clothes_change.enabled:
         for seed in range(cfg.seeds):

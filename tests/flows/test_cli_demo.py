@@ -80,6 +80,11 @@ def test_demo_end_to_end_from_another_directory(tmp_path):
     # the miniature table: pretraining on the MLLM corpus beats no pretraining on direct transfer
     table = Path(summary["repro_table"]).read_text()
     assert "| No pretraining |" in table and "| Static text, EM |" in table
+    # the corpus's captions are scored against the source images' attributes, and the table says so
+    results = json.loads((Path(summary["repro_table"]).parent / "results.json").read_text())
+    scored = results["meta"]["corpora"]["clean"]["attribute_accuracy"]
+    assert set(scored) == {"static", "dynamic", "identity", "clothing"} and 0 <= scored["static"]["mean"] <= 1
+    assert "Attribute accuracy of the corpora's accepted captions" in table and "clean: static" in table
     assert "Miniature reproduction (" in proc.stdout and "Static text, EM" in proc.stdout  # the compact table
     verdict = {d["claim"]: d for d in summary["directions"]}
     first = verdict["MLLM-corpus pretraining beats no pretraining (direct transfer)"]
