@@ -117,7 +117,7 @@ def arm_task(cfg: ReproConfig, arm_name: str, seed: int, corpora: dict[str, str]
     return run_arm(ARMS_BY_NAME[arm_name], seed, base=base, target=tgt,
                    corpora={k: Path(v) for k, v in corpora.items()}, models=models,
                    pretrain_epochs=cfg.pretrain_epochs, finetune_epochs=cfg.finetune_epochs,
-                   mask_ratio=cfg.mask_ratio, out=Path(cfg.out) / "runs")
+                   mask_ratio=cfg.mask_ratio, out=Path(cfg.out) / "runs", pretrain_overrides=cfg.pretrain_overrides)
 
 
 @task(name="clothes-change", persist_result=False)

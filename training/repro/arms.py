@@ -18,10 +18,15 @@ Declared choices:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from pedes_core.configuration import deep_merge, format_validation_error, parse_overrides
+from pedes_core.errors import ConfigError
 from training.config import BenchmarkSourceConfig, RecipeConfig
 
 CorpusName = Literal["none", "clean", "noisy"]
@@ -76,8 +81,6 @@ DIRECTIONS: tuple[Direction, ...] = (
 
 
 def select_arms(names: list[str]) -> tuple[Arm, ...]:
-    from pedes_core.errors import ConfigError
-
     unknown = [n for n in names if n not in ARMS_BY_NAME]
     if unknown:
         raise ConfigError(f"arms: unknown arm(s) {unknown}; known: {sorted(ARMS_BY_NAME)}")
@@ -100,13 +103,18 @@ def target_source(annotations: Path, images: Path) -> BenchmarkSourceConfig:
 
 
 def pretrain_recipe(base: RecipeConfig, arm: Arm, *, corpus: Path, models: list[str], target: BenchmarkSourceConfig,
-                    seed: int, epochs: int, mask_ratio: float, out: Path) -> RecipeConfig:
-    """The pretraining recipe of ``arm`` (NAM/EM + SDM on the MLLM corpus, seed 002 §3.2–3.3)."""
+                    seed: int, epochs: int, mask_ratio: float, out: Path,
+                    overrides: Sequence[str] = ()) -> RecipeConfig:
+    """The pretraining recipe of ``arm`` (NAM/EM + SDM on the MLLM corpus, seed 002 §3.2–3.3).
+
+    ``overrides`` (``--set`` items) apply last, to the pretraining only: the profile's optimiser is tuned
+    for fine-tuning with an ID loss, and SDM alone from random weights can sit on its initial plateau at
+    that rate (``ReproConfig.pretrain_overrides``). A key the recipe does not have is a ConfigError."""
     assert arm.masking is not None
     data = base.data.model_dump(mode="python")
     data.update(benchmark=None, sampler="random", captions_per_epoch="all",
                 corpus={"root": corpus, "kinds": list(arm.kinds), "models": models, "require_validation": True})
-    return with_sections(
+    recipe = with_sections(
         base,
         method={"name": "nam_sdm", "params": {"masking": arm.masking, "mask_ratio": mask_ratio,
                                               "temperature": base.method.params.get("temperature", 0.02)},
@@ -116,6 +124,21 @@ def pretrain_recipe(base: RecipeConfig, arm: Arm, *, corpus: Path, models: list[
         engine={"seed": seed, "output_dir": out, "run_name": f"pretrain-{arm.name}-s{seed}"},
         eval={"benchmarks": [target.model_dump(mode="python")]},
     )
+    if not overrides:
+        return recipe
+    merged = deep_merge(recipe.model_dump(mode="python"), parse_overrides(overrides))
+    try:
+        tuned = RecipeConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, "pretrain_overrides")) from None
+    import training.methods  # noqa: F401  (registers the methods; imports torch, so only when there are overrides)
+    from training.methods.base import parse_method_params
+    from training.registry import METHODS
+
+    method = METHODS.get(tuned.method.name)
+    if method.params_model is not None:  # a misspelt method.params key fails here, not in the trainer
+        parse_method_params(method.params_model, dict(tuned.method.params), f"pretrain_overrides: {tuned.method.name}")
+    return tuned
 
 
 def finetune_recipe(base: RecipeConfig, arm: Arm, *, pretrained: Path | None, target: BenchmarkSourceConfig,

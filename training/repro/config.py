@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from pedes_core.configuration import ConfigModel, ConfigPath, ExistingPath, OutputPath, load_config
+from pedes_core.configuration import (
+    ConfigModel,
+    ConfigPath,
+    ExistingPath,
+    OutputPath,
+    load_config,
+    parse_overrides,
+)
 
 
 class WorldConfig(ConfigModel):
@@ -116,6 +123,10 @@ class ReproConfig(ConfigModel):
     recipe: ExistingPath
     #: ``--set``-style overrides of that profile (e.g. ``data.batch_size=16`` for a micro world)
     recipe_overrides: list[str] = Field(default_factory=list)
+    #: ``--set``-style overrides of the *pretraining* recipes only, applied after the method swap (e.g.
+    #: ``optim.lr=5e-4``): pretraining is SDM alone on image identities, without the fine-tuning's ID loss,
+    #: and from random weights it needs its own rate (``benchmarks/RESULTS.md``, "Pretraining plateau")
+    pretrain_overrides: list[str] = Field(default_factory=list)
     pretrain_epochs: int = Field(8, ge=1)
     finetune_epochs: int = Field(10, ge=1)
     seeds: int = Field(3, ge=1)
@@ -124,6 +135,13 @@ class ReproConfig(ConfigModel):
     #: arms to run (names of :data:`training.repro.arms.ARMS`); empty = all
     arms: list[str] = Field(default_factory=list)
     clothes_change: ClothesChangeConfig | None = None
+
+
+    @field_validator("recipe_overrides", "pretrain_overrides")
+    @classmethod
+    def _overrides_parse(cls, value: list[str]) -> list[str]:
+        parse_overrides(value)  # a malformed KEY=VALUE fails at load, naming the item
+        return value
 
 
 def load_repro_config(path: str | Path, overrides: list[str] | None = None) -> ReproConfig:

@@ -8,6 +8,7 @@ is the done marker), so an interrupted ``pedes repro`` resumes where it stopped.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,28 @@ def _t2i(summary: dict[str, Any]) -> dict[str, float]:
     return {k: float(summary["t2i"][k]) for k in RESULT_KEYS}
 
 
-def _done_run(out: Path, run_name: str) -> dict[str, Any] | None:
-    """``results.json`` of the newest finished run named ``run_name`` under ``out`` (None if none)."""
-    candidates = sorted(out.glob(f"{run_name}*/results.json"), key=lambda p: p.stat().st_mtime)
+def _same_recipe(run_dir: Path, recipe: RecipeConfig) -> bool:
+    """Whether ``run_dir`` was trained from ``recipe`` (its ``config.resolved.yaml`` validates to the same
+    recipe): a changed rate, corpus or checkpoint to start from is a new run, never a reused result."""
+    from pydantic import ValidationError
+
+    from pedes_core.configuration import RESOLVED_CONFIG_NAME, read_yaml
+    from pedes_core.errors import ConfigError
+
+    try:
+        stored = RecipeConfig.model_validate(read_yaml(run_dir / RESOLVED_CONFIG_NAME))
+    except (ConfigError, ValidationError):  # missing, unreadable or of an older schema: not the same recipe
+        return False
+    return stored.model_dump(mode="json") == recipe.model_dump(mode="json")
+
+
+def finished_run(recipe: RecipeConfig) -> dict[str, Any] | None:
+    """``results.json`` of the newest finished run of exactly ``recipe`` under its output folder (None if none)."""
+    out, run_name = Path(recipe.engine.output_dir), recipe.engine.run_name
+    candidates = sorted(out.glob(f"{run_name}-*/results.json"), key=lambda p: p.stat().st_mtime)
     for path in reversed(candidates):
+        if not _same_recipe(path.parent, recipe):
+            continue
         try:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
@@ -33,10 +52,11 @@ def _done_run(out: Path, run_name: str) -> dict[str, Any] | None:
 
 
 def train_or_reuse(recipe: RecipeConfig) -> dict[str, Any]:
+    """Train ``recipe``, or return the results of a finished run of the same recipe (resume of the flow)."""
     from training.engine.trainer import train
 
     assert recipe.engine.run_name is not None
-    done = _done_run(Path(recipe.engine.output_dir), recipe.engine.run_name)
+    done = finished_run(recipe)
     if done is not None:
         return done
     return train(recipe).results
@@ -76,7 +96,7 @@ def evaluate_untrained(base: RecipeConfig, target: BenchmarkSourceConfig, seed: 
 
 def run_arm(arm: Arm, seed: int, *, base: RecipeConfig, target: BenchmarkSourceConfig, corpora: dict[str, Path],
             models: dict[str, list[str]], pretrain_epochs: int, finetune_epochs: int, mask_ratio: float,
-            out: Path) -> dict[str, Any]:
+            out: Path, pretrain_overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Direct-transfer and fine-tuned test metrics (t2i R1/R5/R10/mAP/mINP) of ``arm`` at ``seed``."""
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {"arm": arm.name, "seed": seed}
@@ -85,7 +105,8 @@ def run_arm(arm: Arm, seed: int, *, base: RecipeConfig, target: BenchmarkSourceC
         record["direct"] = evaluate_untrained(base, target, seed)
     else:
         recipe = pretrain_recipe(base, arm, corpus=corpora[arm.corpus], models=models[arm.corpus], target=target,
-                                 seed=seed, epochs=pretrain_epochs, mask_ratio=mask_ratio, out=out)
+                                 seed=seed, epochs=pretrain_epochs, mask_ratio=mask_ratio, out=out,
+                                 overrides=pretrain_overrides)
         pre = train_or_reuse(recipe)
         record["direct"] = _t2i(pre["test"][target.display])
         record["pretrain_run"] = pre["run_dir"]

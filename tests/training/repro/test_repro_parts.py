@@ -12,7 +12,7 @@ from pedes_core.errors import ConfigError
 from training.config import RecipeConfig, load_recipe
 from training.repro.arms import ARMS_BY_NAME, finetune_recipe, pretrain_recipe, select_arms, target_source
 from training.repro.clothes_change import clothes_change_set
-from training.repro.config import WorldConfig
+from training.repro.config import ReproConfig, WorldConfig
 from training.repro.table import aggregate, directions, markdown
 from training.repro.world import build_world
 
@@ -77,6 +77,26 @@ def test_arm_recipes_follow_the_ablation(tmp_path):
         select_arms(["static-em", "bogus"])
 
 
+def test_pretrain_overrides_reach_the_pretraining_only(tmp_path):
+    base = load_recipe(REPO / "configs" / "cpu_tiny.yaml")
+    target = target_source(tmp_path / "reid_raw.json", tmp_path / "imgs")
+    kw = dict(corpus=tmp_path / "c", models=["cap-a"], target=target, seed=0, epochs=2, mask_ratio=0.15, out=tmp_path)
+    plain = pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **kw)
+    tuned = pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **kw,
+                            overrides=["optim.lr=5e-4", "method.params.temperature=0.02"])
+    assert plain.optim.lr == base.optim.lr == 1e-3 and plain.method.params["temperature"] == 0.05
+    assert tuned.optim.lr == 5e-4 and tuned.method.params["temperature"] == 0.02
+    assert tuned.method.params["masking"] == "em" and tuned.data.corpus.kinds == ["static", "dynamic"]
+    ft = finetune_recipe(base, ARMS_BY_NAME["tde-em"], pretrained=None, target=target, seed=0, epochs=2, out=tmp_path)
+    assert ft.optim.lr == 1e-3 and ft.method.params["temperature"] == 0.05
+    with pytest.raises(ConfigError, match="temprature"):
+        pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **kw, overrides=["method.params.temprature=0.02"])
+    with pytest.raises(ConfigError, match="pretrain_overrides"):
+        pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **kw, overrides=["optim.lrr=5e-4"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        ReproConfig.model_validate({"recipe": REPO / "configs" / "cpu_tiny.yaml", "pretrain_overrides": ["lr"]})
+
+
 def _rec(arm: str, seed: int, r1: float, setting: str = "direct") -> dict:
     return {"arm": arm, "seed": seed, setting: {"R1": r1, "R5": r1, "R10": r1, "mAP": r1, "mINP": r1}}
 
@@ -95,3 +115,24 @@ def test_directions_say_whether_each_claim_holds():
     assert "captioners of the arm's corpus (clean: cap-a)." in md  # no empty noisy list when none ran
     both = markdown(stats, directions(stats), select_arms([]), {"clean": ["cap-a"], "noisy": ["cap-n"]}, 1.0, {})
     assert "(clean: cap-a; noisy: cap-n)." in both
+
+
+def test_a_finished_run_is_reused_only_for_the_same_recipe(tmp_path):
+    from pedes_core.configuration import save_resolved
+    from training.repro.runs import finished_run
+
+    base = load_recipe(REPO / "configs" / "cpu_tiny.yaml")
+    target = target_source(tmp_path / "reid_raw.json", tmp_path / "imgs")
+    kw = dict(corpus=tmp_path / "c", models=["cap-a"], target=target, seed=0, epochs=2, mask_ratio=0.15,
+              out=tmp_path / "runs")
+    recipe = pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **kw)
+    run = tmp_path / "runs" / "pretrain-tde-em-s0-20261203-120000"
+    run.mkdir(parents=True)
+    save_resolved(recipe, run)
+    (run / "results.json").write_text(json.dumps({"run_dir": str(run)}))
+    assert finished_run(recipe) == {"run_dir": str(run)}
+    # the same arm and seed with another pretraining rate is a new run, not the stale result
+    assert finished_run(pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **kw, overrides=["optim.lr=5e-4"])) is None
+    assert finished_run(pretrain_recipe(base, ARMS_BY_NAME["tde-em"], **{**kw, "seed": 1})) is None
+    (run / "config.resolved.yaml").unlink()  # a run without its resolved recipe cannot be told apart: retrained
+    assert finished_run(recipe) is None
