@@ -48,7 +48,11 @@ def seeded_apply(transform: v2.Compose, image, seed: int) -> torch.Tensor:
     """Apply ``transform`` with torch's global RNG seeded by ``seed`` and restored afterwards.
 
     The engine derives ``seed`` from (run seed, epoch, sample index), so the augmentation of a sample
-    does not depend on the number of workers or ranks, nor on where a resumed run restarted."""
+    does not depend on the number of workers or ranks, nor on where a resumed run restarted.
+
+    Only the CPU generator is seeded (the transforms draw from it): ``torch.manual_seed`` also queues a
+    lazy seeding of every accelerator backend and records a stack trace for each, ≈ 2.4 ms a call on a
+    CPU-only host, more than decoding and augmenting the image (``benchmarks/RESULTS.md``, "Data loading")."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         return transform(image)
