@@ -210,14 +210,20 @@ def load_config(
         cfg = model.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    return apply_overrides(cfg, overrides)
+
+
+def apply_overrides(cfg: T, overrides: Iterable[str], source: str = "--set overrides") -> T:
+    """``cfg`` with ``key=value`` items applied and validated again (relative paths against the current
+    directory); a bad key or value is a :class:`ConfigError` that names ``source``."""
     override_dict = parse_overrides(overrides)
     if not override_dict:
         return cfg
     merged = deep_merge(cfg.model_dump(mode="python"), override_dict)
     try:
-        return model.model_validate(merged, context={"base_dir": Path.cwd()})
+        return type(cfg).model_validate(merged, context={"base_dir": Path.cwd()})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "--set overrides")) from None
+        raise ConfigError(format_validation_error(exc, source)) from None
 
 
 def config_to_yaml(cfg: BaseModel) -> str:

@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
-from pedes_core.configuration import deep_merge, format_validation_error, parse_overrides
+from pedes_core.configuration import apply_overrides
 from pedes_core.errors import ConfigError
 from training.config import BenchmarkSourceConfig, RecipeConfig
 
@@ -126,11 +124,7 @@ def pretrain_recipe(base: RecipeConfig, arm: Arm, *, corpus: Path, models: list[
     )
     if not overrides:
         return recipe
-    merged = deep_merge(recipe.model_dump(mode="python"), parse_overrides(overrides))
-    try:
-        tuned = RecipeConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "pretrain_overrides")) from None
+    tuned = apply_overrides(recipe, overrides, "pretrain_overrides")
     import training.methods  # noqa: F401  (registers the methods; imports torch, so only when there are overrides)
     from training.methods.base import parse_method_params
     from training.registry import METHODS

@@ -136,7 +136,6 @@ class ReproConfig(ConfigModel):
     arms: list[str] = Field(default_factory=list)
     clothes_change: ClothesChangeConfig | None = None
 
-
     @field_validator("recipe_overrides", "pretrain_overrides")
     @classmethod
     def _overrides_parse(cls, value: list[str]) -> list[str]:
