@@ -10,6 +10,7 @@ Wiring only; the stages are library code:
    the clean captioners and, separately, with the noisy ones (kinds ``static`` + ``dynamic``);
 4. **runs** — each ablation arm × seed (:func:`training.repro.runs.run_arm`): pretrain → direct transfer →
    fine-tune → test, and the clothes-change comparison (:mod:`training.repro.clothes_change`);
+   ``parallel_runs`` of them at a time in worker processes (:mod:`flows.run_workers`);
 5. **table** — :func:`training.repro.table.write_outputs`: ``table.md``, ``results.json``, ``r1.png``.
 
 Every stage is resumable: rendering and captioner training are cached, the corpora skip done shards,
@@ -27,6 +28,7 @@ from prefect import flow, task
 from pydantic import ValidationError
 
 from caption_gen.captioner.corpus_accuracy import corpus_attribute_accuracy
+from flows.run_workers import run_tasks
 from pedes_core.configuration import format_validation_error, save_resolved
 from pedes_core.errors import ConfigError
 from training.repro.arms import select_arms
@@ -158,10 +160,14 @@ def run_repro(cfg: ReproConfig) -> dict[str, Any]:
                                                       "rejects_by_reason", "images_per_s", "wall_s")}
         summaries[name]["attribute_accuracy"] = corpus_attribute_accuracy(summary["out"], world["source"],
                                                                           cfg.captioning.kinds)
-    records = [arm_task(cfg, arm.name, seed, corpora, models, target) for seed in range(cfg.seeds) for arm in arms]
+    jobs: list[tuple[Any, dict[str, Any]]] = [
+        (arm_task, {"cfg": cfg, "arm_name": arm.name, "seed": seed, "corpora": corpora, "models": models,
+                    "target": target}) for seed in range(cfg.seeds) for arm in arms]
     if cfg.clothes_change is not None and cfg.clothes_change.enabled:
-        for seed in range(cfg.seeds):
-            records.extend(clothes_change_task(cfg, seed))
+        jobs += [(clothes_change_task, {"cfg": cfg, "seed": seed}) for seed in range(cfg.seeds)]
+    results = run_tasks(jobs, workers=cfg.parallel_runs, log_dir=str(out))
+    n_arms = cfg.seeds * len(arms)  # arm records first, then a list of clothes-change records per seed
+    records: list[dict[str, Any]] = [*results[:n_arms], *(r for pair in results[n_arms:] for r in pair)]
     meta = _meta(cfg, target, summaries)
     payload = write_outputs(out, records, arms, models, meta.pop("chance_r1"), meta)
     (out / "flow-summary.json").write_text(json.dumps({"corpora": summaries, "table": str(out / "table.md")},
