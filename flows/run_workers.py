@@ -57,11 +57,28 @@ def run_tasks(jobs: Sequence[tuple[Task[..., Any], dict[str, Any]]], *, workers:
     other when ``workers`` is 1, else ``workers`` at a time in a process pool (:func:`init_worker`)."""
     if workers <= 1 or len(jobs) <= 1:
         return [task(**params) for task, params in jobs]
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.task_runners import ProcessPoolTaskRunner
 
     workers = min(workers, len(jobs))
     runner = ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker,
                                    initargs=(threads_per_worker(workers), log_dir))
-    with runner:
+    # The runner hands its workers this process's settings; with the ephemeral API they would name no URL,
+    # and every worker would start a temporary server of its own (≈ 18 s and a core each, and task runs
+    # filed in a database nobody reads). Name this process's server instead.
+    url = _temporary_server_url()
+    with temporary_settings(updates={PREFECT_API_URL: url} if url else {}), runner:
         futures = [runner.submit(task, params) for task, params in jobs]
         return [future.result() for future in futures]
+
+
+def _temporary_server_url() -> str | None:
+    """API URL of the temporary (ephemeral) Prefect server this process runs against, if it does."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process's singleton (the one the ephemeral client started)
+    return server.api_url if server.running else None
