@@ -5,6 +5,12 @@ order), and a histogram of item counts and normalized similarities per slot is a
 cumulative histogram at slot ``k`` is the 1-based rank of the ``(k+1)``-th positive and the sum of
 normalized similarities up to it. Ties follow ``eval.ranking``: equal scores rank by gallery index.
 Temporaries are ``O(P)`` per row; nothing of size ``c x G`` is allocated.
+
+Threads: numba's OpenMP layer shares torch's libgomp, and when its thread pool starts (the first parallel
+call in a process) it sets the calling thread's OpenMP thread count to ``NUMBA_NUM_THREADS`` (all cores). That
+silently undid a ``torch.set_num_threads(1)`` (measured: a worker process of two one-thread training runs
+side by side went to two threads after its first evaluation, and the pair trained 4× slower). The kernel
+runs with torch's thread count and torch's count is put back after the call.
 """
 
 from __future__ import annotations
@@ -74,5 +80,11 @@ def rank_rows(
     ranks = np.zeros((rows, width), dtype=np.int64)
     through = np.zeros((rows, width), dtype=np.float64)
     total = np.zeros(rows, dtype=np.float64)
-    _rank_rows_kernel(scores_np, index_np, counts_np, ranks, through, total)
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _rank_rows_kernel(scores_np, index_np, counts_np, ranks, through, total)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return torch.from_numpy(ranks), torch.from_numpy(through), torch.from_numpy(total)

@@ -37,6 +37,7 @@ def init_worker(threads: int, log_dir: str | None) -> None:
     parent's logging, filed into ``log_dir/pedes.log``."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ["NUMBA_NUM_THREADS"] = str(threads)  # numba's OpenMP pool (the evaluator's ranking)
     from flows.cli.logs import attach_run_dir, setup_logging
     from pedes_core.logs import ENV_VERBOSE
 
