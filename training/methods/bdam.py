@@ -11,6 +11,16 @@ directory) encodes raw strings; raw captions come from ``captions`` or, if absen
 the engine's CLIP tokens (lower-cased text, which ``bert-base-uncased`` lower-cases anyway). With
 ``text_encoder: null`` (tiny random BERT for tests/smoke) the CLIP BPE ids are used directly as BERT ids.
 
+Global text feature (``text_pooling``): ``cls`` — the final [CLS] state, as §4.2's BERT — or ``mean``, the
+masked mean of the token states (ours). A BERT with random weights starts with a [CLS] state that does not
+depend on the text: its attention averages value vectors far smaller than [CLS]'s own embedding, so at
+initialisation every caption gets the same feature (cosine ≥ 0.9999 between any two, measured on the
+clothes-change world's captions), every contrastive term sits at its uniform value, and the image features
+collapse onto the constant text feature (measured: 160 steps of ``configs/bdam_cpu.yaml`` leave stage-1
+retrieval at exactly k/N Rank-k, i.e. one ranking for every query). ``mean`` carries the words from the first
+step; random-weight towers trained from scratch use it (``configs/bdam_cpu.yaml``), pretrained BERT keeps
+``cls``.
+
 Tasks balanced by GradNorm (:mod:`training.gradnorm`, α read as the exponent of the target — see there;
 ``gradnorm_alpha_mode: coefficient`` is the literal Eq. 6): ``info`` (Eq. 3, fused vs text), ``triplet``
 (Eq. 4, on f_id), ``aln`` (Eq. 1), ``decouple`` (Eq. 2) and ``itc`` — our addition: symmetric InfoNCE
@@ -92,14 +102,22 @@ TASKS: tuple[str, ...] = ("info", "itc", "triplet", "aln", "decouple")
 GATE_PNG = "bdam_gates.png"
 
 
+TextPooling = Literal["cls", "mean"]
+
+
 @dataclass
 class TextStates:
     states: torch.Tensor  # [B, L, D]
     mask: torch.Tensor  # [B, L] 1 = token
+    pooling: TextPooling = "cls"
 
     @property
-    def cls(self) -> torch.Tensor:
-        return self.states[:, 0]
+    def pooled(self) -> torch.Tensor:
+        """The global text feature [B, D]: the [CLS] state or the masked token mean (``text_pooling``)."""
+        if self.pooling == "cls":
+            return self.states[:, 0]
+        m = self.mask.to(self.states.dtype)[..., None]
+        return (self.states * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
 @dataclass
@@ -119,6 +137,7 @@ class BdamParams(ConfigModel):
     image_encoder: str | None = None
     text_encoder: str | None = None
     text_max_length: int = 77
+    text_pooling: TextPooling = "cls"
     use_bdam: bool = True
     depth: int = 6
     heads: int = 8
@@ -174,6 +193,7 @@ class BDAMMethod(TrainingMethod):
         image_encoder: str | None = None,
         text_encoder: str | None = None,
         text_max_length: int = 77,
+        text_pooling: TextPooling = "cls",
         use_bdam: bool = True,
         depth: int = 6,
         heads: int = 8,
@@ -237,6 +257,9 @@ class BDAMMethod(TrainingMethod):
             raise ConfigError("method.params.text_encoder: a local BERT directory is required unless model.arch is "
                               f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
         self.text_max_length = text_max_length
+        if text_pooling not in ("cls", "mean"):
+            raise ConfigError(f"method.params.text_pooling: {text_pooling!r} (cls | mean)")
+        self.text_pooling: TextPooling = text_pooling
         dv, dt = self.image_encoder.dim, self.text_encoder.dim
         self.use_bdam = use_bdam
         self.bdam = BDAM(dv, depth, heads, dropout, cross_attention, gate) if use_bdam else None
@@ -299,7 +322,7 @@ class BDAMMethod(TrainingMethod):
         ids, mask = ids.to(self._device()), mask.to(self._device())
         ids = ids[:, : int(mask.sum(1).max())]  # drop all-padding columns
         mask = mask[:, : ids.shape[1]]
-        return TextStates(self.text_encoder(ids, mask), mask)
+        return TextStates(self.text_encoder(ids, mask), mask, self.text_pooling)
 
     # --- image -----------------------------------------------------------------------------
     def encode_image_states(self, images: torch.Tensor) -> ImageStates:
@@ -317,8 +340,8 @@ class BDAMMethod(TrainingMethod):
         return self.fusion.align_image(st.f_id)
 
     def encode_text(self, text_tokens: torch.Tensor) -> torch.Tensor:
-        """Stage-1 query feature: the aligned caption feature FFN([CLS]) [B, 256]."""
-        return self.fusion.align_text(self.encode_text_states(text_tokens).cls)
+        """Stage-1 query feature: the aligned caption feature FFN([CLS] or token mean) [B, 256]."""
+        return self.fusion.align_text(self.encode_text_states(text_tokens).pooled)
 
     # --- fusion ----------------------------------------------------------------------------
     def pair_scores(self, img: ImageStates, txt: TextStates, text_index: torch.Tensor,
@@ -326,7 +349,7 @@ class BDAMMethod(TrainingMethod):
         """Stage-2 match score ``cos(f_final(t, g), f_txt(t))`` for the pairs (text_index[p], image_index[p])."""
         f_img = self.fusion.align_image(img.f_id)[image_index]
         tok_img = self.fusion.align_image(img.tokens_id)[image_index]
-        f_txt = self.fusion.align_text(txt.cls)[text_index]
+        f_txt = self.fusion.align_text(txt.pooled)[text_index]
         tok_txt = self.fusion.align_text(txt.states)[text_index]
         out = self.fusion(f_img, f_txt, tok_img, tok_txt, txt.mask[text_index])
         return F.cosine_similarity(out.final.float(), f_txt.float(), dim=-1), out.modality_weights
@@ -372,7 +395,7 @@ class BDAMMethod(TrainingMethod):
         img = self.encode_image_states(batch["images"].to(self._device()))
         caps = batch.get("captions")
         txt = self.encode_text_states(caps if caps is not None else batch["text_tokens"])
-        f_img, f_txt = self.fusion.align_image(img.f_id), self.fusion.align_text(txt.cls)
+        f_img, f_txt = self.fusion.align_image(img.f_id), self.fusion.align_text(txt.pooled)
         losses: dict[str, torch.Tensor] = {}
         logs: dict[str, torch.Tensor] = {}
         need_id_desc = ("itc" in self.tasks and self.identity_text_alignment) or (
@@ -381,7 +404,7 @@ class BDAMMethod(TrainingMethod):
         id_states = self.encode_text_states(id_desc) if id_desc is not None else None
         if "info" in self.tasks:
             if self.fusion_text == "identity" and id_states is not None:  # §3.4: fuse f_id^i with f_id^t
-                fuse_txt, fuse_f = id_states, self.fusion.align_text(id_states.cls)
+                fuse_txt, fuse_f = id_states, self.fusion.align_text(id_states.pooled)
             else:
                 fuse_txt, fuse_f = txt, f_txt
             losses["info"], modality = self._fusion_info(img, fuse_txt, f_img, fuse_f, pids)
@@ -393,7 +416,7 @@ class BDAMMethod(TrainingMethod):
             lab = pids if self.identity_positives else None
             itc = (info_nce(f_img, f_txt, self.temperature, lab) + info_nce(f_txt, f_img, self.temperature, lab)) / 2
             if id_states is not None and self.identity_text_alignment:
-                f_idt = self.fusion.align_text(id_states.cls)
+                f_idt = self.fusion.align_text(id_states.pooled)
                 itc = itc + (info_nce(f_img, f_idt, self.temperature, lab)
                              + info_nce(f_idt, f_img, self.temperature, lab)) / 2
             losses["itc"] = itc
@@ -407,7 +430,7 @@ class BDAMMethod(TrainingMethod):
             # Eq. 1: s_ij = f̂_clo^i · (f_clo^t)^j on the pooled (pre-gate) clothing feature
             clo_img = img.f_clo_hat if self.aln_feature == "pooled" else img.f_clo
             if clo_desc is not None:
-                f_clo_t = self.encode_text_states(clo_desc).cls
+                f_clo_t = self.encode_text_states(clo_desc).pooled
                 outfit = _string_labels(clo_desc).to(pids.device) if self.identity_positives else None
                 losses["aln"] = info_nce(self.clothing_proj(clo_img), f_clo_t, self.aln_temperature, outfit)
             else:
@@ -502,7 +525,7 @@ def two_stage_scores(method: BDAMMethod, query_tokens: torch.Tensor, gallery_ima
     placed above all other gallery items (the evaluator's rule); gallery features are computed once."""
     img = method.encode_image_states(gallery_images)
     txt = method.encode_text_states(query_tokens)
-    q = F.normalize(method.fusion.align_text(txt.cls).float(), dim=-1)
+    q = F.normalize(method.fusion.align_text(txt.pooled).float(), dim=-1)
     g = F.normalize(method.fusion.align_image(img.f_id).float(), dim=-1)
     sim = q @ g.T
     k = min(top_k, sim.shape[1])

@@ -42,7 +42,7 @@ def test_aln_is_on_the_pooled_clothing_feature(tiny_model_config, clip_tokenizer
     assert m.clothing_proj.weight.grad.abs().max().item() > 0
     with torch.no_grad():
         st = m.encode_image_states(batch["images"])
-        f_t = m.encode_text_states(batch["clothing_caption"]).cls
+        f_t = m.encode_text_states(batch["clothing_caption"]).pooled
         labels = torch.tensor([sorted(set(batch["clothing_caption"])).index(c) for c in batch["clothing_caption"]])
         expected = info_nce(m.clothing_proj(st.f_clo_hat), f_t, m.aln_temperature, labels)
     assert torch.allclose(out["aln"], expected, atol=1e-6)
