@@ -38,6 +38,15 @@ def clothes_change_set(synth: Path, split: str = "test") -> RetrievalSet:
                         [g for g, _ in gallery], np.array([i for _, i in gallery]), image_root=str(synth / "imgs"))
 
 
+def chance_r1(data: RetrievalSet) -> float:
+    """Expected text-to-image Rank-1 (%) of a random ranking: mean over queries of the share of the gallery
+    that is the query's identity."""
+    import numpy as np
+
+    gallery = np.asarray(data.gallery_ids)
+    return float(np.mean([(gallery == q).mean() for q in np.asarray(data.query_ids)])) * 100
+
+
 def _world(cfg: ClothesChangeConfig, out: Path) -> tuple[Path, Path]:
     """Render the clothes-change people and import their train split as a corpus with descriptions."""
     from training.engine.smoke import import_as_corpus
@@ -86,6 +95,6 @@ def run_clothes_change(cfg: ClothesChangeConfig, seed: int, out: Path) -> list[d
                        engine={"seed": seed, "output_dir": out / "runs", "run_name": f"{name}-s{seed}"},
                        eval={"benchmarks": []})
         result = train_or_reuse(recipe)
-        records.append({"arm": name, "seed": seed, "clothes_change": _evaluate(Path(result["run_dir"]), test),
-                        "run": result["run_dir"]})
+        metrics = {**_evaluate(Path(result["run_dir"]), test), "chance_R1": chance_r1(test)}
+        records.append({"arm": name, "seed": seed, "clothes_change": metrics, "run": result["run_dir"]})
     return records

@@ -2,7 +2,10 @@
 mean ± std over seeds, and the verdict on each of the papers' directions (:data:`training.repro.arms.DIRECTIONS`).
 
 A direction *holds* when the mean R1 of the better arm exceeds the worse arm's; it is called *clear* when
-the gap is larger than the two arms' pooled standard deviation (with one seed: no std, "single seed").
+the gap is larger than the two arms' pooled standard deviation (with one seed: no std, "single seed"). When
+the arm that should win is not above chance — its mean R1 minus the setting's chance R1 is at most its std
+over seeds (with one seed: at most 0) — the comparison says nothing about the claim and the verdict is
+*not informative (at chance)*: two models that learned nothing tie or differ by luck.
 """
 
 from __future__ import annotations
@@ -43,8 +46,11 @@ def format_stat(stat: dict[str, float] | None) -> str:
     return f"{stat['mean']:.1f} ± {stat['std']:.1f}" if stat["n"] > 1 else f"{stat['mean']:.1f}"
 
 
-def directions(stats: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[dict[str, Any]]:
-    """Each paper direction with both arms' R1, the gap, and whether it holds here."""
+def directions(stats: dict[str, dict[str, dict[str, dict[str, float]]]],
+               chance_r1: dict[str, float | None] | None = None) -> list[dict[str, Any]]:
+    """Each paper direction with both arms' R1, the gap, and whether it holds here; ``chance_r1``: the chance
+    Rank-1 of each setting (``direct``/``finetune``: the target test split, ``clothes_change``: its split)."""
+    chance_r1 = chance_r1 or {}
     verdicts = []
     for d in DIRECTIONS:
         table = stats.get(d.setting, {})
@@ -55,7 +61,10 @@ def directions(stats: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list
         gap = better["mean"] - worse["mean"]
         pooled = math.sqrt((better["std"] ** 2 + worse["std"] ** 2) / 2)
         n = min(better["n"], worse["n"])
-        if gap <= 0:
+        chance = chance_r1.get(d.setting)
+        if chance is not None and better["mean"] - chance <= better["std"]:
+            status = "not informative (at chance)"
+        elif gap <= 0:
             status = "does not hold"
         elif n < 2:
             status = "holds (single seed)"
@@ -63,7 +72,7 @@ def directions(stats: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list
             status = "holds (clear)" if gap > pooled else "holds (within noise)"
         verdicts.append({"claim": d.claim, "source": d.source, "setting": d.setting, "better": d.better,
                          "worse": d.worse, "better_R1": better["mean"], "worse_R1": worse["mean"], "gap_R1": gap,
-                         "pooled_std": pooled, "seeds": n, "status": status})
+                         "pooled_std": pooled, "seeds": n, "chance_R1": chance, "status": status})
     return verdicts
 
 
@@ -110,7 +119,10 @@ def markdown(stats: dict[str, Any], verdicts: list[dict[str, Any]], arms: Sequen
                      + " | ".join(format_stat(ft.get(m)) for m in METRICS) + " |")
     cc = stats.get("clothes_change", {})
     if cc:
+        cc_chance = next((v["chance_R1"] for v in verdicts if v.get("setting") == "clothes_change"
+                          and v.get("chance_R1") is not None), None)
         lines += ["", "## Clothes change (seed 000): queries describe one outfit, positives wear another", "",
+                  *([f"Chance R1 ≈ {cc_chance:.1f}.", ""] if cc_chance is not None else []),
                   "| Model | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
         for name, label in (("plain", "Plain dual encoder"), ("bdam", "BDAM (identity feature)")):
             if name in cc:
@@ -151,7 +163,9 @@ def write_outputs(out: Path, records: list[dict[str, Any]], arms: Sequence[Arm],
                   chance_r1: float | None, meta: dict[str, Any]) -> dict[str, Any]:
     """``table.md``, ``results.json`` and ``r1.png`` under ``out``; returns the results payload."""
     stats = {s: aggregate(records, s) for s in ("direct", "finetune", "clothes_change")}
-    verdicts = directions(stats)
+    cc_chance = [r["clothes_change"]["chance_R1"] for r in records if "chance_R1" in r.get("clothes_change", {})]
+    verdicts = directions(stats, {"direct": chance_r1, "finetune": chance_r1,
+                                  "clothes_change": float(np.mean(cc_chance)) if cc_chance else None})
     payload = {"meta": meta, "chance_r1": chance_r1, "captioners": captioners, "runs": records, "stats": stats,
                "directions": verdicts}
     out.mkdir(parents=True, exist_ok=True)

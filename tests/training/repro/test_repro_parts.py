@@ -13,7 +13,7 @@ from training.config import RecipeConfig, load_recipe
 from training.repro.arms import ARMS_BY_NAME, finetune_recipe, pretrain_recipe, select_arms, target_source
 from training.repro.clothes_change import clothes_change_set
 from training.repro.config import ReproConfig, WorldConfig
-from training.repro.table import aggregate, directions, markdown
+from training.repro.table import aggregate, directions, markdown, write_outputs
 from training.repro.world import build_world
 
 REPO = Path(__file__).resolve().parents[3]
@@ -115,6 +115,35 @@ def test_directions_say_whether_each_claim_holds():
     assert "captioners of the arm's corpus (clean: cap-a)." in md  # no empty noisy list when none ran
     both = markdown(stats, directions(stats), select_arms([]), {"clean": ["cap-a"], "noisy": ["cap-n"]}, 1.0, {})
     assert "(clean: cap-a; noisy: cap-n)." in both
+
+
+def test_a_winner_at_chance_is_not_evidence(tmp_path):
+    """Two models that learned nothing (R1 at chance) make no verdict on a claim, whichever wins by luck."""
+    recs = [_rec("bdam", s, 1.6 + 0.3 * s, "clothes_change") for s in range(3)]  # 1.9 ± 0.3
+    recs += [_rec("plain", s, 1.7, "clothes_change") for s in range(3)]
+    for r in recs:
+        r["clothes_change"]["chance_R1"] = 1.7
+    claim = "BDAM identity features beat the plain dual encoder under clothes change"
+    stats = {k: aggregate(recs, k) for k in ("direct", "finetune", "clothes_change")}
+    assert {v["claim"]: v["status"] for v in directions(stats)}[claim].startswith("holds")  # without chance
+    payload = write_outputs(tmp_path, recs, select_arms([]), {"clean": ["cap-a"]}, 1.0, {"seeds": 3})
+    verdict = {v["claim"]: v for v in payload["directions"]}[claim]
+    assert verdict["status"] == "not informative (at chance)" and verdict["chance_R1"] == pytest.approx(1.7)
+    assert "Chance R1 ≈ 1.7." in (tmp_path / "table.md").read_text()
+    for r in recs:  # a winner above chance is judged as before
+        r["clothes_change"]["chance_R1"] = 0.5
+    payload = write_outputs(tmp_path, recs, select_arms([]), {"clean": ["cap-a"]}, 1.0, {"seeds": 3})
+    assert {v["claim"]: v["status"] for v in payload["directions"]}[claim].startswith("holds")
+
+
+def test_clothes_change_chance_is_the_share_of_positives(tmp_path):
+    import numpy as np
+
+    from eval.inference import RetrievalSet
+    from training.repro.clothes_change import chance_r1
+
+    data = RetrievalSet("cc", ["a", "b"], np.array([1, 2]), ["x", "y", "z", "w"], np.array([1, 1, 2, 3]))
+    assert chance_r1(data) == pytest.approx((2 / 4 + 1 / 4) / 2 * 100)
 
 
 def test_a_finished_run_is_reused_only_for_the_same_recipe(tmp_path):
