@@ -306,6 +306,17 @@ def retrieval_metrics(
     return result
 
 
+def chance_rank1(query_ids: Any, gallery_ids: Any) -> float:
+    """Expected Rank-1 (%) of a random ranking: the mean over queries of the share of the gallery that has the
+    query's identity."""
+    gallery = _ids_to_numpy(gallery_ids, "gallery_ids")
+    queries = _ids_to_numpy(query_ids, "query_ids")
+    labels, counts = np.unique(gallery, return_counts=True)
+    pos = np.searchsorted(labels, queries).clip(max=len(labels) - 1)
+    hits = np.where(labels[pos] == queries, counts[pos], 0)
+    return float(hits.mean() / len(gallery)) * 100
+
+
 def cmc_curve(
     similarity: Any, query_ids: Any, gallery_ids: Any, max_rank: int = DEFAULT_CMC_MAX_RANK, **kwargs: Any
 ) -> np.ndarray:

@@ -179,11 +179,13 @@ def _meta(cfg: ReproConfig, target: dict[str, str], corpora: dict[str, Any]) -> 
     """Chance R1 and sizes of the target test split (for the table header)."""
     import numpy as np
 
+    from eval.metrics import chance_rank1
+
     entries = json.loads(Path(target["annotations"]).read_text())
     test = [e for e in entries if e["split"] == "test"]
     ids = np.array([e["id"] for e in test])
     queries = sum(len(e["captions"]) for e in test)
-    chance = float(np.mean([(ids == e["id"]).sum() / len(ids) for e in test for _ in e["captions"]])) * 100
+    chance = chance_rank1([e["id"] for e in test for _ in e["captions"]], ids)
     return {"seeds": cfg.seeds, "target_test_ids": int(len(set(ids.tolist()))), "target_test_queries": queries,
             "chance_r1": chance, "corpora": corpora, "pretrain_epochs": cfg.pretrain_epochs,
             "finetune_epochs": cfg.finetune_epochs, "recipe": str(cfg.recipe)}

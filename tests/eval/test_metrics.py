@@ -336,3 +336,10 @@ def test_cuda_tensor_matches_cpu() -> None:
     gpu = retrieval_metrics(similarity.cuda(), query_ids.cuda(), gallery_ids.cuda(), chunk_size=33)
     for key in METRIC_KEYS:
         assert gpu[key] == pytest.approx(cpu[key], abs=1e-9), key
+
+
+def test_chance_rank1_is_the_share_of_positives():
+    from eval.metrics import chance_rank1
+
+    assert chance_rank1(np.array([1, 2]), np.array([1, 1, 2, 3])) == pytest.approx((2 / 4 + 1 / 4) / 2 * 100)
+    assert chance_rank1([5], [1, 2]) == 0.0  # a query whose identity is not in the gallery

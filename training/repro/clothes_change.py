@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.inference import RetrievalSet
+from eval.metrics import chance_rank1
 from training.repro.config import ClothesChangeConfig
 
 RESULT_KEYS = ("R1", "R5", "R10", "mAP", "mINP")
@@ -36,15 +37,6 @@ def clothes_change_set(synth: Path, split: str = "test") -> RetrievalSet:
     gallery = [(e["file_path"], e["id"]) for e in entries if outfit[e["file_path"]] != 0]
     return RetrievalSet(f"clothes-change-{split}", [q for q, _ in queries], np.array([i for _, i in queries]),
                         [g for g, _ in gallery], np.array([i for _, i in gallery]), image_root=str(synth / "imgs"))
-
-
-def chance_r1(data: RetrievalSet) -> float:
-    """Expected text-to-image Rank-1 (%) of a random ranking: mean over queries of the share of the gallery
-    that is the query's identity."""
-    import numpy as np
-
-    gallery = np.asarray(data.gallery_ids)
-    return float(np.mean([(gallery == q).mean() for q in np.asarray(data.query_ids)])) * 100
 
 
 def _world(cfg: ClothesChangeConfig, out: Path) -> tuple[Path, Path]:
@@ -86,6 +78,7 @@ def run_clothes_change(cfg: ClothesChangeConfig, seed: int, out: Path) -> list[d
     data["corpus"] = {**(data.get("corpus") or {}), "root": corpus}
     data["benchmark"] = None
     test = clothes_change_set(synth, "test")
+    chance = chance_rank1(test.query_ids, test.gallery_ids)
     records = []
     for name, use_bdam in (("bdam", True), ("plain", False)):
         method = base.method.model_dump(mode="python")
@@ -95,6 +88,6 @@ def run_clothes_change(cfg: ClothesChangeConfig, seed: int, out: Path) -> list[d
                        engine={"seed": seed, "output_dir": out / "runs", "run_name": f"{name}-s{seed}"},
                        eval={"benchmarks": []})
         result = train_or_reuse(recipe)
-        metrics = {**_evaluate(Path(result["run_dir"]), test), "chance_R1": chance_r1(test)}
+        metrics = {**_evaluate(Path(result["run_dir"]), test), "chance_R1": chance}
         records.append({"arm": name, "seed": seed, "clothes_change": metrics, "run": result["run_dir"]})
     return records

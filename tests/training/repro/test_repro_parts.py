@@ -136,16 +136,6 @@ def test_a_winner_at_chance_is_not_evidence(tmp_path):
     assert {v["claim"]: v["status"] for v in payload["directions"]}[claim].startswith("holds")
 
 
-def test_clothes_change_chance_is_the_share_of_positives(tmp_path):
-    import numpy as np
-
-    from eval.inference import RetrievalSet
-    from training.repro.clothes_change import chance_r1
-
-    data = RetrievalSet("cc", ["a", "b"], np.array([1, 2]), ["x", "y", "z", "w"], np.array([1, 1, 2, 3]))
-    assert chance_r1(data) == pytest.approx((2 / 4 + 1 / 4) / 2 * 100)
-
-
 def test_a_finished_run_is_reused_only_for_the_same_recipe(tmp_path):
     from pedes_core.configuration import save_resolved
     from training.repro.runs import finished_run
