@@ -21,6 +21,16 @@ retrieval at exactly k/N Rank-k, i.e. one ranking for every query). ``mean`` car
 step; random-weight towers trained from scratch use it (``configs/bdam_cpu.yaml``), pretrained BERT keeps
 ``cls``.
 
+Encoders (``towers``): ``hf`` — seed 000's transformers ViT + BERT (local directories, or random towers sized
+by a project model config); ``clip`` (ours) — the image and text towers of one open_clip CLIP of ``model.arch``,
+random or loaded from ``model.checkpoint`` (a CLIP state dict, e.g. the LUPerson-MLLM-pretrained weights of
+seed 002), at any ``model.image_size``/``stride``. Their projected patch / token states feed BDAM as the ViT /
+BERT states do; the CLIP is registered once on the method (``clip.*``) and the two encoders are views of it.
+``text_pooling: eos`` is CLIP's end-of-text state (the causal tower's summary; ``cls`` would read the start
+token, the same for every caption, and is an error with ``clip``; ``eos`` is an error with BERT). Measured in
+the miniature clothes-change world (``benchmarks/RESULTS.md``, "BDAM"): from random weights the CLIP towers
+collapse under the batch-hard triplet as the BERT/ViT ones do, and ``itc`` alone learns slowly on both.
+
 Tasks balanced by GradNorm (:mod:`training.gradnorm`, α read as the exponent of the target — see there;
 ``gradnorm_alpha_mode: coefficient`` is the literal Eq. 6): ``info`` (Eq. 3, fused vs text), ``triplet``
 (Eq. 4, on f_id), ``aln`` (Eq. 1), ``decouple`` (Eq. 2) and ``itc`` — our addition: symmetric InfoNCE
@@ -90,9 +100,9 @@ from training.gradnorm import GradNorm
 from training.losses.bdam_losses import candidate_info_nce, gate_regularization, hsic, info_nce, triplet_loss
 from training.methods.base import TrainingMethod
 from training.models.bdam.bdam import BDAM
-from training.models.bdam.encoders import ImageEncoder, TextEncoder
+from training.models.bdam.encoders import ClipImageEncoder, ClipTextEncoder, ImageEncoder, TextEncoder
 from training.models.bdam.fusion import FusionModule, MixerKind
-from training.models.clip_backbone import PROJECT_ARCHS, tower_config
+from training.models.clip_backbone import PROJECT_ARCHS, ClipBackbone, tower_config
 from training.models.config import ModelConfig
 from training.registry import METHODS
 
@@ -102,7 +112,8 @@ TASKS: tuple[str, ...] = ("info", "itc", "triplet", "aln", "decouple")
 GATE_PNG = "bdam_gates.png"
 
 
-TextPooling = Literal["cls", "mean"]
+TextPooling = Literal["cls", "mean", "eos"]
+Towers = Literal["hf", "clip"]
 
 
 @dataclass
@@ -110,12 +121,17 @@ class TextStates:
     states: torch.Tensor  # [B, L, D]
     mask: torch.Tensor  # [B, L] 1 = token
     pooling: TextPooling = "cls"
+    ids: torch.Tensor | None = None  # [B, L] token ids (``eos`` pooling reads the end-of-text position)
 
     @property
     def pooled(self) -> torch.Tensor:
-        """The global text feature [B, D]: the [CLS] state or the masked token mean (``text_pooling``)."""
+        """The global text feature [B, D]: the [CLS] state, the masked token mean or the end-of-text state
+        (``text_pooling``; ``eos``: CLIP's largest-id position, :meth:`ClipBackbone.pool_text`)."""
         if self.pooling == "cls":
             return self.states[:, 0]
+        if self.pooling == "eos":
+            assert self.ids is not None, "eos pooling needs the token ids"
+            return self.states[torch.arange(len(self.states), device=self.states.device), self.ids.argmax(dim=-1)]
         m = self.mask.to(self.states.dtype)[..., None]
         return (self.states * m).sum(1) / m.sum(1).clamp_min(1.0)
 
@@ -138,6 +154,7 @@ class BdamParams(ConfigModel):
     text_encoder: str | None = None
     text_max_length: int = 77
     text_pooling: TextPooling = "cls"
+    towers: Towers = "hf"
     use_bdam: bool = True
     depth: int = 6
     heads: int = 8
@@ -194,6 +211,7 @@ class BDAMMethod(TrainingMethod):
         text_encoder: str | None = None,
         text_max_length: int = 77,
         text_pooling: TextPooling = "cls",
+        towers: Towers = "hf",
         use_bdam: bool = True,
         depth: int = 6,
         heads: int = 8,
@@ -231,34 +249,29 @@ class BDAMMethod(TrainingMethod):
         del num_classes, num_captions  # BDAM has no ID classifier / noise store
         self.clip_tokenizer = tokenizer
         self.tokenizer = tokenizer  # captions become CLIP ids in the collate; BERT ids are derived in encode_text
-        # random small towers sized by one of the project's model configs (tests, CPU runs), else local weights
-        tiny = model.arch in PROJECT_ARCHS
-        towers = tower_config(model) if tiny else None
-        if towers is not None and image_encoder is None:
-            v = towers["vision_cfg"]
-            self.image_encoder = ImageEncoder.tiny(tuple(model.image_size), v["patch_size"], v["width"], v["layers"],
-                                                   v["width"] // v["head_width"], dropout)
-        elif image_encoder is not None:
-            self.image_encoder = ImageEncoder.from_local(image_encoder)
-        else:
-            raise ConfigError("method.params.image_encoder: a local ViT directory is required unless model.arch is "
-                              f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
+        if towers not in ("hf", "clip"):
+            raise ConfigError(f"method.params.towers: {towers!r} (hf | clip)")
+        if text_pooling not in ("cls", "mean", "eos"):
+            raise ConfigError(f"method.params.text_pooling: {text_pooling!r} (cls | mean | eos)")
         self.bert_tokenizer = None
-        if text_encoder is not None:
-            from transformers import BertTokenizerFast
-
-            self.text_encoder = TextEncoder.from_local(text_encoder)
-            self.bert_tokenizer = BertTokenizerFast.from_pretrained(text_encoder)
-        elif towers is not None:
-            t = towers["text_cfg"]
-            self.text_encoder = TextEncoder.tiny(tokenizer.vocab_size, tokenizer.context_length, t["width"], t["layers"],
-                                                 t["heads"], dropout)
+        self.clip: ClipBackbone | None = None
+        if towers == "clip":
+            if image_encoder is not None or text_encoder is not None:
+                raise ConfigError("method.params.image_encoder/text_encoder: local ViT/BERT directories are for "
+                                  "towers: hf; towers: clip builds both towers from model.arch (weights: "
+                                  "model.checkpoint)")
+            if text_pooling == "cls":
+                raise ConfigError("method.params.text_pooling: cls reads position 0, the start token of CLIP's "
+                                  "causal text tower (the same state for every caption); use eos or mean")
+            self.clip = ClipBackbone(model, tokenizer.vocab_size)
+            self.image_encoder: nn.Module = ClipImageEncoder(self.clip)
+            self.text_encoder: nn.Module = ClipTextEncoder(self.clip)
         else:
-            raise ConfigError("method.params.text_encoder: a local BERT directory is required unless model.arch is "
-                              f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
+            if text_pooling == "eos":
+                raise ConfigError("method.params.text_pooling: eos is CLIP's end-of-text feature; BERT (towers: "
+                                  "hf) pools cls or mean")
+            self._build_hf_towers(model, tokenizer, image_encoder, text_encoder, dropout)
         self.text_max_length = text_max_length
-        if text_pooling not in ("cls", "mean"):
-            raise ConfigError(f"method.params.text_pooling: {text_pooling!r} (cls | mean)")
         self.text_pooling: TextPooling = text_pooling
         dv, dt = self.image_encoder.dim, self.text_encoder.dim
         self.use_bdam = use_bdam
@@ -297,6 +310,34 @@ class BDAMMethod(TrainingMethod):
         self._gate_log: list[np.ndarray] = []
         self._modality_log: list[np.ndarray] = []
 
+    def _build_hf_towers(self, model: ModelConfig, tokenizer: Any, image_encoder: str | None,
+                         text_encoder: str | None, dropout: float) -> None:
+        """Seed 000's transformers ViT + BERT: local weight directories, or random towers sized by one of the
+        project's model configs (tests, CPU runs)."""
+        tiny = model.arch in PROJECT_ARCHS
+        sizes = tower_config(model) if tiny else None
+        if sizes is not None and image_encoder is None:
+            v = sizes["vision_cfg"]
+            self.image_encoder = ImageEncoder.tiny(tuple(model.image_size), v["patch_size"], v["width"], v["layers"],
+                                                   v["width"] // v["head_width"], dropout)
+        elif image_encoder is not None:
+            self.image_encoder = ImageEncoder.from_local(image_encoder)
+        else:
+            raise ConfigError("method.params.image_encoder: a local ViT directory is required unless model.arch is "
+                              f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
+        if text_encoder is not None:
+            from transformers import BertTokenizerFast
+
+            self.text_encoder = TextEncoder.from_local(text_encoder)
+            self.bert_tokenizer = BertTokenizerFast.from_pretrained(text_encoder)
+        elif sizes is not None:
+            t = sizes["text_cfg"]
+            self.text_encoder = TextEncoder.tiny(tokenizer.vocab_size, tokenizer.context_length, t["width"], t["layers"],
+                                                 t["heads"], dropout)
+        else:
+            raise ConfigError("method.params.text_encoder: a local BERT directory is required unless model.arch is "
+                              f"one of the project's model configs {sorted(PROJECT_ARCHS)}")
+
     # --- text ------------------------------------------------------------------------------
     def _device(self) -> torch.device:
         return next(self.parameters()).device
@@ -322,7 +363,7 @@ class BDAMMethod(TrainingMethod):
         ids, mask = ids.to(self._device()), mask.to(self._device())
         ids = ids[:, : int(mask.sum(1).max())]  # drop all-padding columns
         mask = mask[:, : ids.shape[1]]
-        return TextStates(self.text_encoder(ids, mask), mask, self.text_pooling)
+        return TextStates(self.text_encoder(ids, mask), mask, self.text_pooling, ids)
 
     # --- image -----------------------------------------------------------------------------
     def encode_image_states(self, images: torch.Tensor) -> ImageStates:

@@ -70,3 +70,37 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class _ClipTower(nn.Module):
+    """Base of the two open_clip tower views: both read one :class:`~training.models.clip_backbone.ClipBackbone`
+    that the *method* registers once (``BDAMMethod.clip``), so its weights are stored, optimized and loaded
+    under one name; the views keep only an unregistered reference to it."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "_backbone", backbone)  # not a submodule: registered by the method
+        self.dim = int(backbone.embed_dim)
+
+
+class ClipImageEncoder(_ClipTower):
+    """The open_clip ViT of ``model.arch`` (random, or ``model.checkpoint``'s CLIP weights) returning its
+    projected patch tokens [B, M, D] — seed 000's ViT role (the [CLS] token is dropped, as for
+    :class:`ImageEncoder`). Any ``model.image_size``/``stride`` (the backbone re-targets its positions)."""
+
+    def last_shared_layer(self) -> torch.Tensor:
+        """The last 2-d weight of the final ViT block (GradNorm's shared layer)."""
+        return [p for p in self._backbone.clip.visual.transformer.parameters() if p.dim() == 2][-1]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self._backbone.image_tokens(images)[0][:, 1:]
+
+
+class ClipTextEncoder(_ClipTower):
+    """The open_clip causal text transformer of ``model.arch`` returning its projected token states [B, L, D]
+    for CLIP BPE ids (``attention_mask`` is implied by the causal mask and the padding id; it is accepted for
+    the :class:`TextEncoder` interface and used by the pooling)."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        del attention_mask
+        return self._backbone.text_tokens(input_ids)[0]
