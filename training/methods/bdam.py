@@ -131,7 +131,7 @@ class TextStates:
             return self.states[:, 0]
         if self.pooling == "eos":
             assert self.ids is not None, "eos pooling needs the token ids"
-            return self.states[torch.arange(len(self.states), device=self.states.device), self.ids.argmax(dim=-1)]
+            return ClipBackbone.pool_text(self.states, self.ids)
         m = self.mask.to(self.states.dtype)[..., None]
         return (self.states * m).sum(1) / m.sum(1).clamp_min(1.0)
 

@@ -56,9 +56,7 @@ def test_clip_weights_are_registered_once(clip_config, clip_tokenizer) -> None:
     assert any(k.startswith("clip.clip.visual.") for k in keys) and any(k.startswith("clip.clip.transformer.")
                                                                           for k in keys)
     assert not any(k.startswith(("image_encoder.", "text_encoder.")) for k in keys)
-    tower_params = {id(p) for p in m.clip.parameters()}
     assert m.image_encoder.last_shared_layer().data_ptr() in {p.data_ptr() for p in m.clip.parameters()}
-    assert len(tower_params) == sum(1 for _ in m.clip.parameters())
 
 
 def test_eos_pooling_reads_the_end_of_text_and_ignores_padding(clip_config, clip_tokenizer,
