@@ -53,6 +53,9 @@ class CaptionerConfig(ConfigModel):
     #: image about as much as one does (measured: 3,600 steps of 4 images × 4 → 70.8 % static attribute
     #: accuracy, of 16 images × 1 → 82.6 %), so the default draws a new image for every example.
     examples_per_image: int = Field(1, ge=1)
+    #: joint steps whose examples are drawn at once and regrouped by length (:meth:`caption_gen.captioner.
+    #: examples.BatchSampler.sample_by_length`), so a step pads less; 1 = every step draws its own examples.
+    length_groups: int = Field(1, ge=1)
     lr: float = Field(2e-3, gt=0)
     warmup_steps: int = Field(60, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -72,7 +75,15 @@ class CaptionerConfig(ConfigModel):
     freeze_vision: bool = True
     #: sampling weights of the kinds static, dynamic, identity, clothing.
     kind_weights: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.2, 0.2], min_length=4, max_length=4)
-    image_size: int = Field(128, ge=32)
+    #: the VLM (:mod:`caption_gen.captioner.architecture`): ``llava`` (one LM token per tower patch, square
+    #: ``image_size``) or ``qwen2vl`` (2 × 2 patches merged per LM token, aspect kept within ``image_pixels``).
+    arch: Literal["llava", "qwen2vl"] = "llava"
+    #: llava only: the side of the square every image is resized to (None: 128).
+    image_size: int | None = Field(None, ge=32)
+    #: qwen2vl only: the pixel budget of Qwen2-VL's dynamic resolution — each image is resized, aspect kept, to
+    #: the largest multiple of ``patch_size × 2`` per side within it (None: 20,000, which turns the 256 × 128
+    #: pedestrians into 192 × 96: 12 × 6 patches of 16, 18 image tokens).
+    image_pixels: int | None = Field(None, ge=1024)
     #: LLaVA gives the language model one token per patch, so the patch sets both the tower's resolution and
     #: the joint step's cost: 32 (16 image tokens) trains in 646 s from scratch but reaches 77.3 % static
     #: attribute accuracy — a 32-pixel patch loses bag, garment type and hair (``benchmarks/RESULTS.md``,
@@ -96,11 +107,37 @@ class CaptionerConfig(ConfigModel):
                              f"({self.examples_per_image})")
         return self
 
+    @model_validator(mode="after")
+    def _resolution_of_the_arch(self) -> CaptionerConfig:
+        """The resolution field of the other architecture cannot be honoured: setting it is an error."""
+        other, mine = ("image_pixels", "image_size") if self.arch == "llava" else ("image_size", "image_pixels")
+        if getattr(self, other) is not None:
+            raise ValueError(f"{other} does not apply to arch {self.arch!r} (its resolution is {mine})")
+        return self
+
+    @property
+    def square_side(self) -> int:
+        """llava: the resolved ``image_size``."""
+        return self.image_size if self.image_size is not None else 128
+
+    @property
+    def pixel_budget(self) -> int:
+        """qwen2vl: the resolved ``image_pixels``."""
+        return self.image_pixels if self.image_pixels is not None else 20000
+
+    def _arch_fields(self) -> dict[str, object]:
+        """The architecture's fields as the cache keys hold them: a LLaVA key names only its resolved
+        ``image_size`` (the same key as before ``arch`` existed), a Qwen2-VL key the arch and its budget."""
+        if self.arch == "llava":
+            return {"image_size": self.square_side}
+        return {"arch": self.arch, "image_pixels": self.pixel_budget}
+
     def cache_key(self, data_fingerprint: str) -> str:
         """Hash of everything that changes the trained weights: the config (minus where outputs go and
         threads), the data and :data:`TRAINER_VERSION`."""
         body = self.model_dump(mode="json", exclude={"out", "cache_dir", "threads", "log_every", "synthetic",
-                                                      "init_from"})
+                                                      "init_from", "arch", "image_size", "image_pixels"})
+        body.update(self._arch_fields())
         init = None
         if self.init_from is not None:
             try:
@@ -121,9 +158,9 @@ class CaptionerConfig(ConfigModel):
         ``init_from``."""
         if not self.vision_steps or self.init_from is not None:
             return None
-        fields = ("seed", "image_size", "patch_size", "vision_hidden", "vision_layers", "text_hidden", "lr",
-                  "weight_decay", "warmup_steps", "vision_steps", "vision_batch_size", "vision_hflip", "aux_head", "splits")
-        body = {f: getattr(self, f) for f in fields}
+        fields = ("seed", "patch_size", "vision_hidden", "vision_layers", "text_hidden", "lr", "weight_decay",
+                  "warmup_steps", "vision_steps", "vision_batch_size", "vision_hflip", "aux_head", "splits")
+        body = {**{f: getattr(self, f) for f in fields}, **self._arch_fields()}
         payload = json.dumps({"vision": body, "data": data_fingerprint, "v": TRAINER_VERSION}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

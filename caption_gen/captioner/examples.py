@@ -1,4 +1,4 @@
-"""Training examples: (image, instruction of one kind, target) → a LLaVA training batch.
+"""Training examples: (image, instruction of one kind, target) → a captioner training batch.
 
 The prompt of every (kind, template) is rendered exactly as the captioning engine renders it
 (:class:`caption_gen.instructions.bank.InstructionSet`, chat template, ``<image>`` expanded by the
@@ -8,6 +8,7 @@ on the prompt, so the loss is on the answer and its ``</s>``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,11 +62,9 @@ class Prompt:
     input_ids: list[int]
 
 
-def engine_prompts(instructions: InstructionSet, processor: Any, image_size: int) -> list[Prompt]:
-    """Every prompt the engine can send: static, identity, clothing, and dynamic × each template."""
-    from PIL import Image
-
-    dummy = Image.new("RGB", (image_size, image_size))
+def engine_prompts(instructions: InstructionSet, processor: Any, image: Any) -> list[Prompt]:
+    """Every prompt the engine can send: static, identity, clothing, and dynamic × each template, with the
+    image tokens the processor gives ``image`` (a training image: Qwen2-VL's count depends on its size)."""
     out: list[Prompt] = []
     for kind in KINDS:
         variants: list[Template | None] = list(instructions.templates) if kind == "dynamic" else [None]
@@ -74,7 +73,7 @@ def engine_prompts(instructions: InstructionSet, processor: Any, image_size: int
                                       template_id=tpl.template_id if tpl is not None else None)
             conv = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ins.text}]}]
             text = processor.tokenizer.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-            ids = processor(text=text, images=dummy, return_tensors="np")["input_ids"][0].tolist()
+            ids = processor(text=text, images=image, return_tensors="np")["input_ids"][0].tolist()
             out.append(Prompt(kind, tpl, ids))
     return out
 
@@ -83,9 +82,12 @@ class BatchSampler:
     """Draws training batches: image, kind (by weight), template, phrasing and noise per example."""
 
     def __init__(self, records: list[ImageRecord], pixels: Any, prompts: list[Prompt], tokenizer: Any, *,
-                 kind_weights: list[float], noise: float, seed: int):
+                 kind_weights: list[float], noise: float, seed: int, image_token: int,
+                 mirror: Callable[[Any], Any]):
         self.records = records
         self.pixels = pixels
+        #: the architecture's left–right mirror of processed pixels (:meth:`CaptionerArch.mirror`)
+        self.mirror = mirror
         self.tokenizer = tokenizer
         self.noise = noise
         self.rng = np.random.default_rng(seed)
@@ -98,7 +100,9 @@ class BatchSampler:
         self.aux = np.asarray([aux_labels(r) for r in records], dtype=np.int64)
         self.pad = tokenizer.pad_token_id
         self.eos = tokenizer.eos_token_id
-        self.prefix_len = shared_prefix_length(prompts, tokenizer.convert_tokens_to_ids("<image>"))
+        self.prefix_len = shared_prefix_length(prompts, image_token)
+        #: the prompts' common prefix (every image token in it), for the language model's positions
+        self.prefix_ids = prompts[0].input_ids[:self.prefix_len]
 
     def sample_images(self, batch_size: int, hflip: float = 0.0) -> tuple[Any, Any]:
         """Images and their auxiliary labels only (the vision stage); each image mirrored left–right with
@@ -109,7 +113,7 @@ class BatchSampler:
         pixels = self.pixels_of(idx)
         if hflip > 0:
             flip = torch.as_tensor(self.image_rng.random(batch_size) < hflip)
-            pixels[flip] = pixels[flip].flip(-1)
+            pixels[flip] = self.mirror(pixels[flip])
         return pixels, torch.as_tensor(self.aux[idx])
 
     def pixels_of(self, idx: Any) -> Any:
@@ -137,6 +141,29 @@ class BatchSampler:
             raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")
         idx = self.rng.integers(len(self.records), size=batch_size // per_image)
         rows = [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
+        return self._batch(rows, idx)
+
+    def sample_by_length(self, steps: int, batch_size: int, per_image: int = 1) -> list[dict[str, Any]]:
+        """The examples of ``steps`` batches drawn at once (as :meth:`sample` draws them), their rows sorted
+        by length and cut into ``steps`` batches, returned in a shuffled order: a batch pads to its longest
+        row, and the dynamic kind's written-out TDE templates make rows of 40–120 tokens, so batches of
+        similar rows spend fewer positions on padding (transformers' ``group_by_length``). Which examples
+        are drawn does not change, only which of them share a step; ``steps`` 1 is :meth:`sample`."""
+        if steps == 1:
+            return [self.sample(batch_size, per_image)]
+        if batch_size % per_image:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")
+        n = batch_size // per_image
+        idx = self.rng.integers(len(self.records), size=n * steps)
+        rows = [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
+        size = [sum(len(p.input_ids) - self.prefix_len + len(a) for p, a in row) for row in rows]
+        order = np.argsort(size, kind="stable")
+        chunks = [order[k * n:(k + 1) * n] for k in range(steps)]
+        return [self._batch([rows[j] for j in chunks[k]], idx[chunks[k]]) for k in self.rng.permutation(steps)]
+
+    def _batch(self, rows: list[list[tuple[Prompt, list[int]]]], idx: Any) -> dict[str, Any]:
+        import torch
+
         packed = pack_examples(rows, self.prefix_len, self.pad)
         return {**packed, "index": torch.as_tensor(idx), "aux": torch.as_tensor(self.aux[idx])}
 

@@ -1,4 +1,5 @@
-"""``train_captioner(cfg) -> Path``: train (or reuse) a small LLaVA captioner on synthetic pedestrians.
+"""``train_captioner(cfg) -> Path``: train (or reuse) a small VLM captioner (LLaVA or Qwen2-VL,
+:mod:`caption_gen.captioner.architecture`) on synthetic pedestrians.
 
 Caching: the trained folder lives at ``<cache_dir>/captioner-<key>``, ``key`` = hash of the config and
 the data (:meth:`CaptionerConfig.cache_key`); a second call with the same config and data returns it
@@ -10,7 +11,7 @@ steps, starts from the same trained tower without training it again.
 
 Objective: next-token cross-entropy on the answer (prompt masked), plus an auxiliary attribute
 classification loss (``aux_weight``) on the projected image tokens that makes the vision tower learn
-the attributes quickly; the auxiliary head is discarded — the saved model is a plain LLaVA.
+the attributes quickly; the auxiliary head is discarded — the saved model is a plain LLaVA / Qwen2-VL.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from caption_gen.captioner.architecture import CaptionerArch, build_arch
 from caption_gen.captioner.config import TRAINER_VERSION, CaptionerConfig
 from caption_gen.captioner.records import CAPTIONER_SEED_BASE, data_fingerprint, load_records
 from pedes_core.errors import InputError
@@ -123,24 +125,23 @@ def _loss_line(line: str, key: str, say: Callable[[str], None], *, bar: bool) ->
         say(line)
 
 
-def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[int], sampler: Any, key: str,
-                  say: Callable[[str], None], progress: Callable[[int, int], None] | None) -> list[dict[str, float]]:
+def _vision_stage(cfg: CaptionerConfig, arch: CaptionerArch, model: Any, aux_head: Any, sizes: list[int],
+                  sampler: Any, key: str, say: Callable[[str], None],
+                  progress: Callable[[int, int], None] | None) -> list[dict[str, float]]:
     """Stage 1: the vision tower and the projector learn the attributes from the auxiliary loss alone
     (``cfg.vision_steps`` steps of ``cfg.vision_batch_size`` images, warm-up + cosine like the joint stage);
     the language model is untouched. Returns the loss history."""
     import torch
 
-    vision, projector = model.model.vision_tower, model.model.multi_modal_projector
-    params = list(vision.parameters()) + list(projector.parameters()) + list(aux_head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    params = [*arch.tower(model).parameters(), *arch.projector(model).parameters(), *aux_head.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98), fused=True)
     stage = cfg.model_copy(update={"steps": cfg.vision_steps})
     history, run, t0 = [], 0.0, time.perf_counter()
     for step in range(cfg.vision_steps):
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, stage)
         pixels, target = sampler.sample_images(cfg.vision_batch_size, cfg.vision_hflip)
-        feats = projector(_tower_tokens(vision, pixels))
-        logits = aux_head(feats)
+        logits = aux_head(arch.project(model, arch.tower_tokens(model, pixels)))
         loss = sum(torch.nn.functional.cross_entropy(lg, target[:, j]) for j, lg in enumerate(logits)) / len(sizes)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -157,8 +158,8 @@ def _vision_stage(cfg: CaptionerConfig, model: Any, aux_head: Any, sizes: list[i
     return history
 
 
-def _cached_vision_stage(cfg: CaptionerConfig, fingerprint: str, model: Any, aux_head: Any, sizes: list[int],
-                         sampler: Any, key: str, say: Callable[[str], None],
+def _cached_vision_stage(cfg: CaptionerConfig, arch: CaptionerArch, fingerprint: str, model: Any, aux_head: Any,
+                         sizes: list[int], sampler: Any, key: str, say: Callable[[str], None],
                          progress: Callable[[int, int], None] | None) -> list[dict[str, float]]:
     """:func:`_vision_stage`, or its result reused from ``<cache_dir>/vision-<key>.pt`` when a captioner with
     the same :meth:`CaptionerConfig.vision_stage_key` trained it before (the vision stage draws from its own
@@ -167,8 +168,7 @@ def _cached_vision_stage(cfg: CaptionerConfig, fingerprint: str, model: Any, aux
 
     vkey = cfg.vision_stage_key(fingerprint)
     path = cfg.resolved_cache_dir() / f"vision-{vkey}.pt" if vkey is not None else None
-    parts = {"vision_tower": model.model.vision_tower, "projector": model.model.multi_modal_projector,
-             "aux_head": aux_head}
+    parts = {"vision_tower": arch.tower(model), "projector": arch.projector(model), "aux_head": aux_head}
     if path is not None and path.is_file():
         saved = torch.load(path, map_location="cpu", weights_only=True)
         for name, module in parts.items():
@@ -177,7 +177,7 @@ def _cached_vision_stage(cfg: CaptionerConfig, fingerprint: str, model: Any, aux
         if progress is not None:
             progress(cfg.vision_steps, cfg.vision_steps + cfg.steps)
         return [{**h, "reused": vkey} for h in saved["history"]]
-    history = _vision_stage(cfg, model, aux_head, sizes, sampler, key, say, progress)
+    history = _vision_stage(cfg, arch, model, aux_head, sizes, sampler, key, say, progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
@@ -186,50 +186,45 @@ def _cached_vision_stage(cfg: CaptionerConfig, fingerprint: str, model: Any, aux
     return history
 
 
-def _tower_tokens(vision: Any, pixels: Any) -> Any:
-    """The vision tower's image-token features: last layer, CLS dropped (LLaVA's ``vision_feature_layer``
-    -1, strategy ``default``)."""
-    return vision(pixel_values=pixels).last_hidden_state[:, 1:]
-
-
-def _vision_features(model: Any, pixel_values: Any, batch: int = 128) -> Any:
-    """Freeze the vision tower and return its image-token features (LLaVA's ``vision_feature_layer`` -1,
-    CLS dropped) of every training image, in :data:`CACHE_DTYPE` — computed once, so a joint step skips the tower."""
+def _vision_features(arch: CaptionerArch, model: Any, pixel_values: Any, batch: int = 128) -> Any:
+    """Freeze the vision tower and return its output tokens (:meth:`CaptionerArch.tower_tokens`) of every
+    training image, in :data:`CACHE_DTYPE` — computed once, so a joint step skips the tower."""
     import torch
 
-    vision = model.model.vision_tower
-    vision.requires_grad_(False)
-    vision.eval()
+    tower = arch.tower(model)
+    tower.requires_grad_(False)
+    tower.eval()
     with torch.no_grad():
-        out = [_tower_tokens(vision, pixel_values[i:i + batch].float()).to(getattr(torch, CACHE_DTYPE))
+        out = [arch.tower_tokens(model, pixel_values[i:i + batch].float()).to(getattr(torch, CACHE_DTYPE))
                for i in range(0, len(pixel_values), batch)]
     return torch.cat(out)
 
 
-def _embeds_with_image(model: Any, input_ids: Any, features: Any) -> Any:
-    """The language model's input embeddings with the ``<image>`` positions replaced by the projected
-    ``features`` — what ``LlavaModel.forward`` does with ``pixel_values``, from cached tower outputs."""
+def _embeds_with_image(arch: CaptionerArch, model: Any, input_ids: Any, features: Any) -> tuple[Any, Any]:
+    """The language model's input embeddings with the image-token positions replaced by the projected
+    tower ``features`` — what the model's forward does with pixels, from cached tower outputs — and the
+    projected image tokens themselves (the auxiliary loss reads them)."""
     embeds = model.get_input_embeddings()(input_ids)
-    image = model.model.multi_modal_projector(features)
-    mask = (input_ids == model.config.image_token_index).unsqueeze(-1).expand_as(embeds)
-    return embeds.masked_scatter(mask, image.to(embeds.dtype))
+    image = arch.project(model, features)
+    mask = (input_ids == arch.image_token_id(model)).unsqueeze(-1).expand_as(embeds)
+    return embeds.masked_scatter(mask, image.to(embeds.dtype)), image
 
 
-def _answer_loss(model: Any, batch: dict[str, Any], features: Any) -> Any:
+def _answer_loss(arch: CaptionerArch, model: Any, batch: dict[str, Any], features: Any) -> tuple[Any, Any]:
     """Next-token cross-entropy on the answer tokens of a packed batch (:func:`caption_gen.captioner.examples.
-    pack_examples`): the tower's image-token ``features`` of the batch's images are projected into the
-    ``<image>`` positions, the language model runs with the
-    batch's 4-D mask and positions, and the vocabulary projection is computed only where a label is (the
-    answers are ~20 % of the positions) — the mean over answer tokens, as ``LlavaForConditionalGeneration``'s
-    loss on the unpacked examples."""
+    pack_examples`; ``position_ids`` already the language model's, :meth:`CaptionerArch.lm_positions`): the
+    tower's ``features`` of the batch's images are projected into the image positions, the language model
+    runs with the batch's 4-D mask and positions, and the vocabulary projection is computed only where a
+    label is (the answers are ~20 % of the positions) — the mean over answer tokens, as the model's own loss
+    on the unpacked examples. Returns the loss and the projected image tokens."""
     import torch
 
-    embeds = _embeds_with_image(model, batch["input_ids"], features)
+    embeds, image = _embeds_with_image(arch, model, batch["input_ids"], features)
     hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                         position_ids=batch["position_ids"]).last_hidden_state
     target = batch["labels"][:, 1:]
     keep = target != -100
-    return torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][keep]), target[keep])
+    return torch.nn.functional.cross_entropy(model.lm_head(hidden[:, :-1][keep]), target[keep]), image
 
 
 def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable[[str], None],
@@ -238,7 +233,6 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     import torch
     from PIL import Image
 
-    from caption_gen.captioner.architecture import build_model, build_processor, save_captioner
     from caption_gen.captioner.aux_heads import build_aux_head
     from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler, engine_prompts
     from caption_gen.captioner.vocabulary import instruction_phrases, tokenizer_corpus, train_tokenizer
@@ -253,65 +247,73 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     texts = [instructions.render(k, image_id="-", seed=0).text for k in ("static", "identity", "clothing")]
     texts += [instructions.render("dynamic", image_id="-", seed=0, template_id=t.template_id).text
               for t in instructions.templates]
+    arch = build_arch(cfg)
     if cfg.init_from is not None:
+        try:
+            parent = json.loads((Path(cfg.init_from) / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{cfg.init_from}: init_from is not a captioner folder ({exc})") from exc
+        if parent != arch.model_type:
+            raise InputError(f"{cfg.init_from}: init_from is a {parent!r} model; arch {cfg.arch!r} continues a "
+                             f"{arch.model_type!r} one")
         from transformers import AutoProcessor
 
         processor = AutoProcessor.from_pretrained(cfg.init_from)
         tokenizer = processor.tokenizer
     else:
-        tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size, instruction_phrases(instructions))
-        processor = build_processor(tokenizer, cfg.image_size, cfg.patch_size)
-    prompts = engine_prompts(instructions, processor, cfg.image_size)
+        tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size, instruction_phrases(instructions),
+                                    specials=arch.specials, chat_template=arch.chat_template)
+        processor = arch.build_processor(tokenizer)
     pixels = []
     for start in range(0, len(records), 256):
-        imgs = [Image.open(r.path).convert("RGB") for r in records[start:start + 256]]
-        pixels.append(processor.image_processor(images=imgs, return_tensors="pt")["pixel_values"]
-                      .to(getattr(torch, CACHE_DTYPE)))
+        chunk = records[start:start + 256]
+        imgs = [Image.open(r.path).convert("RGB") for r in chunk]
+        pixels.append(arch.image_pixels(processor, imgs, [str(r.path) for r in chunk]).to(getattr(torch, CACHE_DTYPE)))
     pixel_values = torch.cat(pixels)
+    prompts = engine_prompts(instructions, processor, Image.open(records[0].path).convert("RGB"))
     t_data = time.perf_counter() - t0
     say(f"captioner {key}: {len(records)} images of {len({r.person_id for r in records})} people from {synth}, "
         f"vocab {len(tokenizer)}, {len(prompts)} prompts ({t_data:.1f} s)")
 
     if cfg.init_from is not None:
-        from transformers import LlavaForConditionalGeneration
-
         torch.manual_seed(cfg.seed)
-        model = LlavaForConditionalGeneration.from_pretrained(cfg.init_from)
+        model = arch.load_model(Path(cfg.init_from))
     else:
-        model = build_model(tokenizer, image_size=cfg.image_size, patch_size=cfg.patch_size,
-                            vision_hidden=cfg.vision_hidden, vision_layers=cfg.vision_layers,
-                            text_hidden=cfg.text_hidden, text_layers=cfg.text_layers, seed=cfg.seed)
-    n_tokens = (cfg.image_size // cfg.patch_size) ** 2
+        model = arch.build_model(tokenizer, seed=cfg.seed)
+    n_tokens = prompts[0].input_ids.count(arch.image_token_id(model))
     sizes = [len(v) for v in AUX_ATTRIBUTES.values()]
-    aux_head = build_aux_head(cfg.aux_head, n_tokens, cfg.text_hidden, sizes)
-    captured: dict[str, Any] = {}
-    hook = model.model.multi_modal_projector.register_forward_hook(
-        lambda _m, _i, output: captured.__setitem__("img", output))
+    aux_head = build_aux_head(cfg.aux_head, n_tokens, model.config.text_config.hidden_size, sizes)
     sampler = BatchSampler(records, pixel_values, prompts, tokenizer, kind_weights=cfg.kind_weights,
-                           noise=cfg.noise, seed=cfg.seed)
+                           noise=cfg.noise, seed=cfg.seed,
+                           image_token=arch.image_token_id(model), mirror=arch.mirror)
     model.train()
     history: list[dict[str, float]] = []
     t_vision = time.perf_counter()
     if cfg.vision_steps:
-        history += _cached_vision_stage(cfg, fingerprint, model, aux_head, sizes, sampler, key, say, progress)
-    features = _vision_features(model, pixel_values) if cfg.freeze_vision else None
+        history += _cached_vision_stage(cfg, arch, fingerprint, model, aux_head, sizes, sampler, key, say, progress)
+    features = _vision_features(arch, model, pixel_values) if cfg.freeze_vision else None
     params = [p for p in model.parameters() if p.requires_grad] + list(aux_head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98), fused=True)
     run_lm = run_aux = 0.0
+    queued: list[dict[str, Any]] = []
     t_train = time.perf_counter()
     for step in range(cfg.steps):
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
-        batch = sampler.sample(cfg.batch_size, cfg.examples_per_image)
+        if not queued:
+            queued = sampler.sample_by_length(min(cfg.length_groups, cfg.steps - step), cfg.batch_size,
+                                              cfg.examples_per_image)
+        batch = queued.pop()
         aux_target = batch.pop("aux")
         index = batch["index"]
-        image = (features[index].float() if features is not None
-                 else _tower_tokens(model.model.vision_tower, sampler.pixels_of(index)))
-        lm_loss = _answer_loss(model, batch, image)
+        batch["position_ids"] = arch.lm_positions(model, sampler.prefix_ids, batch["position_ids"])
+        tokens = (features[index].float() if features is not None
+                  else arch.tower_tokens(model, sampler.pixels_of(index)))
+        lm_loss, image = _answer_loss(arch, model, batch, tokens)
         loss = lm_loss
         aux_loss = torch.zeros(())
         if cfg.aux_weight > 0:
-            logits = aux_head(captured["img"])
+            logits = aux_head(image)
             aux_loss = sum(torch.nn.functional.cross_entropy(lg, aux_target[:, j]) for j, lg in enumerate(logits))
             aux_loss = aux_loss / len(sizes)
             loss = loss + cfg.aux_weight * aux_loss
@@ -331,9 +333,8 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
             _loss_line(line, key, say, bar=progress is not None)
         if progress is not None:
             progress(cfg.vision_steps + step + 1, cfg.vision_steps + cfg.steps)
-    hook.remove()
     model.eval()
-    save_captioner(model, processor, out)
+    arch.save(model, processor, out)
     stamp = {
         "key": key, "trainer_version": TRAINER_VERSION, "config": cfg.model_dump(mode="json"),
         "synthetic": str(synth), "data_fingerprint": fingerprint,

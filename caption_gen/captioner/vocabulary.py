@@ -11,8 +11,9 @@ captioner reads before every answer costs a handful of positions (the TDE templa
 word tokens: the model has to read its structure). A joint training step is dominated by the
 sequence length — 64 image tokens, the instruction, a ~23-token answer — so this makes it ~1.5×
 cheaper; the engine tokenizes the same text with the same tokenizer, so training and serving agree.
-A changed instruction text simply falls back to word tokens. The LLaVA chat template renders
-``USER: <image>\\n{instruction}\\nASSISTANT:``; an answer ends with ``</s>``.
+A changed instruction text simply falls back to word tokens. The chat templates render
+``USER: <image>\\n{instruction}\\nASSISTANT:`` (the image in the architecture's placeholder); an answer
+ends with ``</s>``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+#: LLaVA's specials and chat template (:mod:`caption_gen.captioner.arch_llava`; Qwen2-VL's are in
+#: :mod:`caption_gen.captioner.arch_qwen2vl`).
 SPECIALS: tuple[str, ...] = ("<unk>", "<s>", "</s>", "<image>", "<pad>")
 
 CHAT_TEMPLATE = (
@@ -72,18 +75,20 @@ def tokenizer_corpus(instruction_texts: list[str], seed: int, samples: int = 600
     return out
 
 
-def train_tokenizer(corpus: list[str], vocab_size: int, phrases: list[str] | tuple[str, ...] = ()):
-    """A ``PreTrainedTokenizerFast`` (byte-level BPE of ``vocab_size`` trained on ``corpus``) with the LLaVA
-    specials, the chat template and each of ``phrases`` as one added (non-special) token."""
+def train_tokenizer(corpus: list[str], vocab_size: int, phrases: list[str] | tuple[str, ...] = (), *,
+                    specials: tuple[str, ...] = SPECIALS, chat_template: str = CHAT_TEMPLATE):
+    """A ``PreTrainedTokenizerFast`` (byte-level BPE of ``vocab_size`` trained on ``corpus``) with an
+    architecture's ``specials`` and ``chat_template`` (default: LLaVA's; each must hold ``<unk>``, ``<s>``,
+    ``</s>``, ``<pad>``) and each of ``phrases`` as one added (non-special) token."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIALS), show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(specials), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(corpus, trainer)
     tok.add_tokens([AddedToken(p, normalized=False, special=False) for p in phrases])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   pad_token="<pad>", chat_template=CHAT_TEMPLATE)
+                                   pad_token="<pad>", chat_template=chat_template)

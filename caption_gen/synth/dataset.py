@@ -96,8 +96,12 @@ def render_dataset(
     jpeg_quality: int = 92,
     phrasing: str = "default",
     first_id: int = 0,
+    workers: int | None = None,
 ) -> SynthSummary:
-    """Render ``identities × images_per_identity`` pedestrians into ``out`` (layout in the module docstring)."""
+    """Render ``identities × images_per_identity`` pedestrians into ``out`` (layout in the module docstring).
+
+    ``workers`` processes render contiguous ranges of people (None: one per CPU core, at most one per 200
+    people); every draw is seeded per person and image, so the files are the same for any ``workers``."""
     if identities < 1 or images_per_identity < 1:
         raise InputError(f"identities ({identities}) and images_per_identity ({images_per_identity}) must be >= 1")
     if outfits_per_identity < 1 or captions_per_image < 1:
@@ -116,39 +120,21 @@ def render_dataset(
     splits = {first_id + p: s for p, s in assign_splits(identities, seed, val_fraction, test_fraction).items()}
     outfits = min(outfits_per_identity, images_per_identity)
 
-    entries: list[dict[str, Any]] = []
-    attributes: list[str] = []
-    for pid in range(first_id, first_id + identities):
-        identity, wardrobe = person(pid, seed, outfits)
-        folder = out / "imgs" / f"{pid:05d}"
-        folder.mkdir(exist_ok=True)
-        for k in range(images_per_identity):
-            outfit = wardrobe[k % outfits]
-            rng = _rng(seed, _IMAGE_LEVEL, pid, k)
-            camera = sample_camera(rng)
-            image = render_person(identity, outfit, camera, size=size, rng=rng)
-            rel = f"{pid:05d}/{pid:05d}_{k:03d}.jpg"
-            image.save(out / "imgs" / rel, format="JPEG", quality=jpeg_quality)
-            captions = [full_caption(identity, outfit, p, phrasing)
-                        for p in pick_patterns(rng, min(captions_per_image, len(PHRASINGS[phrasing])), phrasing)]
-            entries.append({
-                "split": splits[pid],
-                "captions": captions,
-                "file_path": rel,
-                "processed_tokens": [_TOKEN_RE.findall(c.lower()) for c in captions],
-                "id": pid,
-            })
-            attributes.append(json.dumps({
-                "file_path": rel,
-                "id": pid,
-                "split": splits[pid],
-                "outfit_id": outfit.outfit_id,
-                "identity": identity.to_dict(),
-                "outfit": outfit.to_dict(),
-                "camera": camera.to_dict(),
-                "identity_text": identity_text(identity),
-                "clothing_text": clothing_text(outfit),
-            }, sort_keys=True))
+    job = _RenderJob(out=out, seed=seed, size=tuple(size), outfits=outfits, images_per_identity=images_per_identity,
+                     captions_per_image=captions_per_image, jpeg_quality=jpeg_quality, phrasing=phrasing, splits=splits)
+    n = workers if workers is not None else min(os.cpu_count() or 1, max(1, identities // 200))
+    bounds = np.linspace(first_id, first_id + identities, max(1, min(n, identities)) + 1).astype(int)
+    ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    if len(ranges) == 1:
+        parts = [job.render(*ranges[0])]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(len(ranges), mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(job.render, *zip(*ranges, strict=True)))
+    entries = [e for part in parts for e in part[0]]
+    attributes = [a for part in parts for a in part[1]]
 
     _write_text(out / "reid_raw.json", json.dumps(entries, indent=1))
     _write_text(out / "attributes.jsonl", "\n".join(attributes) + "\n")
@@ -166,3 +152,58 @@ def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class _RenderJob:
+    """What :func:`render_dataset` renders, for one range of people at a time (a worker process's share)."""
+
+    out: Path
+    seed: int
+    size: tuple[int, int]
+    outfits: int
+    images_per_identity: int
+    captions_per_image: int
+    jpeg_quality: int
+    phrasing: str
+    splits: dict[int, str]
+
+    def render(self, start: int, stop: int) -> tuple[list[dict[str, Any]], list[str]]:
+        """Render people ``start … stop - 1``; their ``reid_raw.json`` entries and ``attributes.jsonl`` lines."""
+        out, seed, size, outfits, splits = self.out, self.seed, self.size, self.outfits, self.splits
+        images_per_identity, captions_per_image = self.images_per_identity, self.captions_per_image
+        jpeg_quality, phrasing = self.jpeg_quality, self.phrasing
+        entries: list[dict[str, Any]] = []
+        attributes: list[str] = []
+        for pid in range(start, stop):
+            identity, wardrobe = person(pid, seed, outfits)
+            folder = out / "imgs" / f"{pid:05d}"
+            folder.mkdir(exist_ok=True)
+            for k in range(images_per_identity):
+                outfit = wardrobe[k % outfits]
+                rng = _rng(seed, _IMAGE_LEVEL, pid, k)
+                camera = sample_camera(rng)
+                image = render_person(identity, outfit, camera, size=size, rng=rng)
+                rel = f"{pid:05d}/{pid:05d}_{k:03d}.jpg"
+                image.save(out / "imgs" / rel, format="JPEG", quality=jpeg_quality)
+                captions = [full_caption(identity, outfit, p, phrasing)
+                            for p in pick_patterns(rng, min(captions_per_image, len(PHRASINGS[phrasing])), phrasing)]
+                entries.append({
+                    "split": splits[pid],
+                    "captions": captions,
+                    "file_path": rel,
+                    "processed_tokens": [_TOKEN_RE.findall(c.lower()) for c in captions],
+                    "id": pid,
+                })
+                attributes.append(json.dumps({
+                    "file_path": rel,
+                    "id": pid,
+                    "split": splits[pid],
+                    "outfit_id": outfit.outfit_id,
+                    "identity": identity.to_dict(),
+                    "outfit": outfit.to_dict(),
+                    "camera": camera.to_dict(),
+                    "identity_text": identity_text(identity),
+                    "clothing_text": clothing_text(outfit),
+                }, sort_keys=True))
+        return entries, attributes

@@ -8,9 +8,12 @@ import pytest
 import torch
 
 from caption_gen.captioner.examples import BatchSampler, Prompt, pack_examples, shared_prefix_length
+from caption_gen.captioner import CaptionerConfig
+from caption_gen.captioner.arch_llava import LlavaArch
 from caption_gen.captioner.train import _answer_loss, _embeds_with_image
 
 IMAGE = 299
+ARCH = LlavaArch(CaptionerConfig())
 
 
 def _tiny_llava():
@@ -47,14 +50,14 @@ def test_a_packed_batch_has_the_loss_of_its_examples_as_separate_sequences():
     rows = _rows(np.random.default_rng(0), images=3, per_image=3)
     features = torch.randn(3, 4, 32)
     batch = pack_examples(rows, prefix_len=7, pad=0)
-    packed = _answer_loss(model, batch, features)
+    packed, _ = _answer_loss(ARCH, model, batch, features)
 
     total, tokens = torch.zeros(()), 0
     for r, row in enumerate(rows):
         for prompt, answer in row:
             ids = torch.tensor([prompt.input_ids + answer])
             labels = torch.tensor([[-100] * len(prompt.input_ids) + answer])
-            loss = model(inputs_embeds=_embeds_with_image(model, ids, features[r:r + 1]), labels=labels).loss
+            loss = model(inputs_embeds=_embeds_with_image(ARCH, model, ids, features[r:r + 1])[0], labels=labels).loss
             total += loss * len(answer)
             tokens += len(answer)
     assert torch.allclose(packed, total / tokens, atol=1e-5), (packed, total / tokens)
@@ -62,7 +65,7 @@ def test_a_packed_batch_has_the_loss_of_its_examples_as_separate_sequences():
     width = batch["input_ids"].shape[1]
     leaky = {**batch, "attention_mask": torch.ones(3, 1, width, width, dtype=torch.bool).tril(),
              "position_ids": torch.arange(width).expand(3, width)}
-    assert not torch.allclose(_answer_loss(model, leaky, features), packed, atol=1e-3)
+    assert not torch.allclose(_answer_loss(ARCH, model, leaky, features)[0], packed, atol=1e-3)
 
 
 def test_packing_computes_each_image_once():
@@ -88,6 +91,7 @@ def test_vision_stage_flip_mirrors_the_drawn_images():
     sampler.pixels = torch.randn(5, 3, 8, 8).half()
     sampler.aux = np.arange(5 * 2).reshape(5, 2)
     sampler.image_rng = np.random.default_rng(3)
+    sampler.mirror = ARCH.mirror
     plain, labels = sampler.sample_images(6)
     sampler.image_rng = np.random.default_rng(3)
     mirrored, labels_m = sampler.sample_images(6, hflip=1.0)
@@ -113,3 +117,38 @@ def test_instruction_phrases_are_single_tokens_and_round_trip():
     assert len(phrased(static)["input_ids"]) <= 4  # three sentences, one token each
     answer = " A man with short black hair wears a red t-shirt."
     assert phrased(answer)["input_ids"] == plain(answer)["input_ids"]  # answers keep their word tokens
+
+
+def _length_sampler(seed: int) -> BatchSampler:
+    """A sampler whose examples are prompts of 2–40 instruction tokens and answers of 1–30 (drawn from its
+    generator, as the real ones are drawn per kind and template)."""
+    sampler = BatchSampler.__new__(BatchSampler)
+    sampler.records = list(range(50))
+    sampler.aux = np.zeros((50, 2), dtype=np.int64)
+    sampler.rng = np.random.default_rng(seed)
+    sampler.prefix_len, sampler.pad = 7, 0
+    prefix = [1, 5, IMAGE, IMAGE, IMAGE, IMAGE, 7]
+
+    def example(_rec):
+        rest = sampler.rng.integers(10, 290, size=int(sampler.rng.integers(2, 41))).tolist()
+        return Prompt("static", None, prefix + rest), sampler.rng.integers(10, 290, size=int(sampler.rng.integers(1, 31))).tolist() + [2]
+
+    sampler._example = example
+    return sampler
+
+
+def test_length_groups_pad_less_and_keep_every_example():
+    grouped = _length_sampler(0).sample_by_length(4, 8)
+    assert len(grouped) == 4 and all(len(b["index"]) == 8 for b in grouped)
+    # the same draws, packed in the order drawn: same answers and images, more padded positions
+    plain = _length_sampler(0)
+    idx = plain.rng.integers(50, size=32)
+    rows = [[plain._example(i)] for i in idx]
+    drawn = [pack_examples(rows[k * 8:(k + 1) * 8], 7, 0) for k in range(4)]
+    assert sorted(np.concatenate([b["index"].numpy() for b in grouped]).tolist()) == sorted(idx.tolist())
+    answers = lambda bs: sorted(int(t) for b in bs for t in b["labels"][b["labels"] != -100])  # noqa: E731
+    assert answers(grouped) == answers(drawn)
+    positions = lambda bs: sum(b["input_ids"].numel() for b in bs)  # noqa: E731
+    assert positions(grouped) < 0.85 * positions(drawn)
+    assert [b["input_ids"].shape for b in _length_sampler(1).sample_by_length(1, 8)] == \
+           [_length_sampler(1).sample(8)["input_ids"].shape]  # one step: sample() itself

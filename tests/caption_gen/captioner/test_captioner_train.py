@@ -34,6 +34,7 @@ def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss
     import numpy as np
     import torch
 
+    from caption_gen.captioner.arch_llava import LlavaArch
     from caption_gen.captioner.aux_heads import build_aux_head
     from caption_gen.captioner.examples import AUX_ATTRIBUTES, BatchSampler
     from caption_gen.captioner.train import _vision_stage
@@ -58,10 +59,11 @@ def test_vision_stage_trains_the_vision_tower_only_and_lowers_the_attribute_loss
     sampler.pixels = torch.randn(4, 3, 32, 32, generator=g).half()
     sampler.aux = torch.randint(0, 2, (4, len(sizes)), generator=g).numpy()
     sampler.image_rng = np.random.default_rng(0)
+    sampler.mirror = LlavaArch(cfg).mirror
     lm_before = {k: v.clone() for k, v in llava.model.language_model.state_dict().items()}
     vis_before = {k: v.clone() for k, v in llava.model.vision_tower.state_dict().items()}
     calls: list[tuple[int, int]] = []
-    history = _vision_stage(cfg, llava, aux_head, sizes, sampler, "k", lambda _m: None, lambda s, t: calls.append((s, t)))
+    history = _vision_stage(cfg, LlavaArch(cfg), llava, aux_head, sizes, sampler, "k", lambda _m: None, lambda s, t: calls.append((s, t)))
     assert calls[-1] == (40, 43) and len(calls) == 40
     assert history[-1]["aux_loss"] < 0.7 * history[0]["aux_loss"]
     assert all(torch.equal(v, llava.model.language_model.state_dict()[k]) for k, v in lm_before.items())
@@ -78,6 +80,7 @@ def test_cached_vision_features_give_the_same_loss_as_pixels():
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
+    from caption_gen.captioner.arch_llava import LlavaArch
     from caption_gen.captioner.train import _embeds_with_image, _vision_features
 
     torch.manual_seed(0)
@@ -91,11 +94,12 @@ def test_cached_vision_features_give_the_same_loss_as_pixels():
     ids = torch.randint(0, 299, (3, 12))
     ids[:, 1:5] = 299  # four image tokens (2×2 patches)
     ref = model(input_ids=ids, pixel_values=pixels, labels=ids).loss
-    feats = _vision_features(model, pixels.half(), batch=2)
+    arch = LlavaArch(CaptionerConfig())
+    feats = _vision_features(arch, model, pixels.half(), batch=2)
     assert feats.shape == (3, 4, 32) and not any(p.requires_grad for p in model.model.vision_tower.parameters())
-    got = model(inputs_embeds=_embeds_with_image(model, ids, feats.float()), labels=ids).loss
+    got = model(inputs_embeds=_embeds_with_image(arch, model, ids, feats.float())[0], labels=ids).loss
     assert torch.allclose(ref, got, atol=2e-3), (ref, got)
-    other = model(inputs_embeds=_embeds_with_image(model, ids, feats.float().flip(0)), labels=ids).loss
+    other = model(inputs_embeds=_embeds_with_image(arch, model, ids, feats.float().flip(0))[0], labels=ids).loss
     assert not torch.allclose(ref, other, atol=2e-3)  # the features are what the loss reads
 
 

@@ -47,6 +47,14 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
     assert _digest(a) != _digest(c)
 
 
+def test_worker_processes_write_the_same_bytes(tmp_path):
+    """Three processes render their ranges of people; the folder is byte-identical to one process's."""
+    one, three = tmp_path / "one", tmp_path / "three"
+    render_dataset(one, identities=7, images_per_identity=2, seed=5, workers=1)
+    render_dataset(three, identities=7, images_per_identity=2, seed=5, workers=3)
+    assert _digest(one) == _digest(three)
+
+
 def test_person_does_not_depend_on_dataset_size(tmp_path):
     ident, wardrobe = person(7, seed=1, outfits=3)
     assert person(7, seed=1, outfits=2) == (ident, wardrobe[:2])
