@@ -11,7 +11,8 @@ history: the time between the first and the last loss line of that stage divided
 so model building, image loading, the feature cache and saving are not counted. Ratios are what to compare on
 CPU (``baseline ms / variant ms``); the absolute figures depend on the host.
 
-Default variants: the default (patch 16 → 64 image tokens) and ``patch32`` (16 image tokens).
+Default variants: the default (Qwen2-VL: patch 16, 2 × 2 merge → 18 image tokens) and ``llava`` (the LLaVA
+architecture: 128² squashed, patch 16 → 64 image tokens).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DEFAULT_VARIANTS = ["patch32=patch_size=32"]
+DEFAULT_VARIANTS = ["llava=arch=llava"]
 
 
 def _per_step(history: list[dict[str, Any]], step_key: str) -> float:

@@ -4,7 +4,8 @@ attribute head, per attribute — the ceiling of what the language model can rea
     .venv/bin/python benchmarks/probe_captioner_tower.py --model MODEL_DIR --vision-cache VISION_PT \
         --heldout SYNTH_DIR [--images 400] [--json-out F]
 
-``MODEL_DIR`` is a trained captioner (its config gives the tower's shape and the processor),
+``MODEL_DIR`` is a trained captioner of either architecture (its ``captioner.json`` gives the architecture and
+the tower's shape, its folder the processor),
 ``VISION_PT`` the vision-stage file its training wrote (``<cache>/captioners/vision-<key>.pt``: tower,
 projector and auxiliary head after the vision stage), ``SYNTH_DIR`` a ``pedes synth`` folder of people the
 captioner never saw (every split is used). Compare towers by this figure before paying for a joint stage.
@@ -28,40 +29,42 @@ def main() -> None:
 
     import torch
     from PIL import Image
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
+    from transformers import AutoProcessor
 
+    from caption_gen.captioner import CaptionerConfig
+    from caption_gen.captioner.architecture import build_arch
     from caption_gen.captioner.aux_heads import build_aux_head
     from caption_gen.captioner.examples import AUX_ATTRIBUTES, aux_labels
     from caption_gen.captioner.records import load_records
 
     stamp = json.loads((args.model / "captioner.json").read_text())
+    cfg = CaptionerConfig.model_validate(stamp["config"])
+    arch = build_arch(cfg)
     processor = AutoProcessor.from_pretrained(args.model)
-    model = LlavaForConditionalGeneration.from_pretrained(args.model)
+    model = arch.load_model(args.model).eval()
     saved = torch.load(args.vision_cache, map_location="cpu", weights_only=True)
-    model.model.vision_tower.load_state_dict(saved["vision_tower"])
-    model.model.multi_modal_projector.load_state_dict(saved["projector"])
-    vision = model.config.vision_config
-    n_tokens = (vision.image_size // vision.patch_size) ** 2
-    head = build_aux_head(stamp["config"]["aux_head"], n_tokens, model.config.text_config.hidden_size,
-                          [len(v) for v in AUX_ATTRIBUTES.values()])
-    head.load_state_dict(saved["aux_head"])
+    arch.tower(model).load_state_dict(saved["vision_tower"])
+    arch.projector(model).load_state_dict(saved["projector"])
     records = load_records(args.heldout, None)[:args.images]
     labels = torch.tensor([aux_labels(r) for r in records])
     correct = torch.zeros(len(AUX_ATTRIBUTES))
-    model.eval()
+    head = None
     with torch.no_grad():
         for start in range(0, len(records), 128):
             part = records[start:start + 128]
-            pixels = processor.image_processor(images=[Image.open(r.path).convert("RGB") for r in part],
-                                               return_tensors="pt")["pixel_values"]
-            tokens = model.model.vision_tower(pixel_values=pixels).last_hidden_state[:, 1:]
-            logits = head(model.model.multi_modal_projector(tokens))
+            pixels = arch.image_pixels(processor, [Image.open(r.path).convert("RGB") for r in part],
+                                       [str(r.path) for r in part])
+            image = arch.project(model, arch.tower_tokens(model, pixels))
+            if head is None:
+                head = build_aux_head(cfg.aux_head, image.shape[1], image.shape[2], [len(v) for v in AUX_ATTRIBUTES.values()])
+                head.load_state_dict(saved["aux_head"])
+            logits = head(image)
             target = labels[start:start + len(part)]
             correct += torch.tensor([float((lg.argmax(-1) == target[:, j]).sum()) for j, lg in enumerate(logits)])
     accuracy = {name: round(float(c) / len(records), 4) for name, c in zip(AUX_ATTRIBUTES, correct, strict=True)}
     report = {"model": str(args.model), "vision_cache": str(args.vision_cache), "heldout": str(args.heldout),
-              "images": len(records), "tower": {"image_size": vision.image_size, "patch_size": vision.patch_size,
-                                                "hidden": vision.hidden_size, "layers": vision.num_hidden_layers},
+              "images": len(records), "tower": {"arch": cfg.arch, "patch_size": cfg.patch_size,
+                                                "hidden": cfg.vision_hidden, "layers": cfg.vision_layers},
               "accuracy": accuracy}
     print(json.dumps(report))
     if args.json_out is not None:

@@ -1,4 +1,4 @@
-"""Session fixtures of the captioner tests: one tiny trained captioner per session (cached across
+"""Session fixtures of the captioner tests: one tiny trained captioner per architecture and session (cached across
 sessions by its config + data hash in ``$PEDES_CACHE``/``~/.cache/pedes-forge``), held-out synthetic
 images, and one real vLLM CPU engine per module (built under the fixture, never at import time:
 vLLM spawns its workers)."""
@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.captioner_settings import TEST_CAPTIONER  # shared with the demo test (one cached model)
+from tests.captioner_settings import (  # shared with the demo test (one cached model)
+    TEST_CAPTIONER,
+    TEST_CAPTIONER_LLAVA,
+)
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +20,13 @@ def trained_captioner(tmp_path_factory) -> Path:
     from caption_gen.captioner import CaptionerConfig, train_captioner
 
     return train_captioner(CaptionerConfig(**TEST_CAPTIONER), log=print)
+
+
+@pytest.fixture(scope="session")
+def trained_llava_captioner(tmp_path_factory) -> Path:
+    from caption_gen.captioner import CaptionerConfig, train_captioner
+
+    return train_captioner(CaptionerConfig(**TEST_CAPTIONER_LLAVA), log=print)
 
 
 @pytest.fixture(scope="session")
@@ -31,15 +41,16 @@ def heldout_synth(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def captioner_backend(trained_captioner):
-    """The real vLLM CPU engine on the trained captioner, with the backend's CPU defaults (no engine
-    settings in the spec); shut down after the module."""
+@pytest.fixture(scope="module", params=["qwen2vl", "llava"])
+def captioner_backend(request):
+    """The real vLLM CPU engine on the trained captioner of each architecture, with the backend's CPU
+    defaults (no engine settings in the spec); shut down before the next one."""
     pytest.importorskip("vllm")
     from caption_gen.backends.factory import build_backend
     from caption_gen.backends.spec import ModelSpec
 
-    spec = ModelSpec(name="captioner", backend="vllm", path=trained_captioner, max_model_len=1024)
+    folder = request.getfixturevalue("trained_captioner" if request.param == "qwen2vl" else "trained_llava_captioner")
+    spec = ModelSpec(name="captioner", backend="vllm", path=folder, max_model_len=1024)
     backend = build_backend(spec)
     yield spec, backend
     backend.close()

@@ -117,10 +117,11 @@ def test_training_images_of_another_aspect_ratio_are_an_input_error(qwen):
 
 def test_resolution_fields_belong_to_their_arch_and_key():
     with pytest.raises(ValueError, match="image_size does not apply to arch 'qwen2vl'"):
-        CaptionerConfig(arch="qwen2vl", image_size=128)
+        CaptionerConfig(image_size=128)  # the default arch is qwen2vl
     with pytest.raises(ValueError, match="image_pixels does not apply to arch 'llava'"):
-        CaptionerConfig(image_pixels=20000)
-    llava, qwen = CaptionerConfig(), CaptionerConfig(arch="qwen2vl")
+        CaptionerConfig(arch="llava", image_pixels=20000)
+    llava, qwen = CaptionerConfig(arch="llava"), CaptionerConfig()
     assert llava.cache_key("d") != qwen.cache_key("d") and llava.vision_stage_key("d") != qwen.vision_stage_key("d")
-    assert qwen.cache_key("d") != CaptionerConfig(arch="qwen2vl", image_pixels=9000).cache_key("d")
-    assert llava.cache_key("d") == CaptionerConfig(image_size=128).cache_key("d")  # None is the resolved 128
+    assert qwen.cache_key("d") != CaptionerConfig(image_pixels=9000).cache_key("d")
+    assert qwen.cache_key("d") == CaptionerConfig(image_pixels=20000).cache_key("d")  # None is the resolved budget
+    assert llava.cache_key("d") == CaptionerConfig(arch="llava", image_size=128).cache_key("d")

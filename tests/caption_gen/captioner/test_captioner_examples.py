@@ -13,7 +13,7 @@ from caption_gen.captioner.arch_llava import LlavaArch
 from caption_gen.captioner.train import _answer_loss, _embeds_with_image
 
 IMAGE = 299
-ARCH = LlavaArch(CaptionerConfig())
+ARCH = LlavaArch(CaptionerConfig(arch="llava"))
 
 
 def _tiny_llava():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from caption_gen.captioner import CaptionerConfig, train_captioner
-from tests.captioner_settings import MICRO_CAPTIONER
+from tests.captioner_settings import MICRO_CAPTIONER, MICRO_CAPTIONER_QWEN
 
 MICRO = MICRO_CAPTIONER
 
@@ -94,7 +94,7 @@ def test_cached_vision_features_give_the_same_loss_as_pixels():
     ids = torch.randint(0, 299, (3, 12))
     ids[:, 1:5] = 299  # four image tokens (2×2 patches)
     ref = model(input_ids=ids, pixel_values=pixels, labels=ids).loss
-    arch = LlavaArch(CaptionerConfig())
+    arch = LlavaArch(CaptionerConfig(arch="llava"))
     feats = _vision_features(arch, model, pixels.half(), batch=2)
     assert feats.shape == (3, 4, 32) and not any(p.requires_grad for p in model.model.vision_tower.parameters())
     got = model(inputs_embeds=_embeds_with_image(arch, model, ids, feats.float())[0], labels=ids).loss
@@ -121,21 +121,29 @@ def test_aux_heads_read_tokens_differently():
         build_aux_head("mean", 6, 16, [2])
 
 
-def test_the_vision_stage_is_reused_by_captioners_that_differ_only_after_it(tmp_path):
+#: per architecture: its micro settings, the saved names of its vision tower (projector excluded) and of its
+#: language model's layers
+TOWERS = {"llava": (MICRO, ("vision_tower",), "language_model"),
+          "qwen2vl": (MICRO_CAPTIONER_QWEN, ("visual.patch_embed", "visual.blocks"), "model.layers")}
+
+
+@pytest.mark.parametrize("arch", ["llava", "qwen2vl"])
+def test_the_vision_stage_is_reused_by_captioners_that_differ_only_after_it(tmp_path, arch):
     """A second captioner with other joint-stage settings (steps, noise) loads the first one's vision stage
     instead of training it, and ends with the same weights as when it trains that stage itself."""
     from safetensors.torch import load_file
 
-    base = {**MICRO, "vision_steps": 3, "vision_batch_size": 2, "freeze_vision": True, "cache_dir": tmp_path / "c"}
+    micro, tower_names, lm_name = TOWERS[arch]
+    base = {**micro, "vision_steps": 3, "vision_batch_size": 2, "freeze_vision": True, "cache_dir": tmp_path / "c"}
     first = train_captioner(CaptionerConfig(**base))
     lines: list[str] = []
     second_cfg = CaptionerConfig(**{**base, "steps": 4, "noise": 0.2})
     second = train_captioner(second_cfg, log=lines.append)
     assert any("reusing the vision stage" in ln for ln in lines)
     a, b = load_file(str(first / "model.safetensors")), load_file(str(second / "model.safetensors"))
-    tower = [k for k in a if "vision_tower" in k]
+    tower = [k for k in a if any(name in k for name in tower_names)]
     assert tower and all((a[k] == b[k]).all() for k in tower)  # frozen after the shared stage
-    assert any(not (a[k] == b[k]).all() for k in a if "language_model" in k)
+    assert any(not (a[k] == b[k]).all() for k in a if lm_name in k)
     # trained from scratch (no cached stage): the same weights as the run that reused it
     fresh_cfg = CaptionerConfig(**{**base, "steps": 4, "noise": 0.2, "cache_dir": tmp_path / "fresh"})
     fresh_lines: list[str] = []
@@ -167,3 +175,23 @@ def test_vision_hflip_reaches_the_vision_stage(tmp_path):
         towers.append({k: v for k, v in weights.items() if "vision_tower" in k})
     assert towers[0].keys() == towers[1].keys()
     assert any(not torch.equal(towers[0][k], towers[1][k]) for k in towers[0])
+
+
+def test_length_groups_change_the_joint_stage_only(tmp_path):
+    """``length_groups`` regroups the joint stage's examples: other weights, the same vision stage."""
+    from safetensors.torch import load_file
+
+    base = {**MICRO, "steps": 4, "vision_steps": 2, "vision_batch_size": 2, "freeze_vision": True,
+            "cache_dir": tmp_path / "c"}
+    one, four = CaptionerConfig(**base), CaptionerConfig(**{**base, "length_groups": 4})
+    assert one.vision_stage_key("d") == four.vision_stage_key("d") and one.cache_key("d") != four.cache_key("d")
+    a, b = (load_file(str(train_captioner(c) / "model.safetensors")) for c in (one, four))
+    assert any(not (a[k] == b[k]).all() for k in a if "language_model" in k)
+
+
+def test_init_from_a_captioner_of_another_arch_is_an_input_error(tmp_path):
+    from pedes_core.errors import InputError
+
+    parent = train_captioner(CaptionerConfig(cache_dir=tmp_path / "c", **MICRO))
+    with pytest.raises(InputError, match="init_from is a 'llava' model; arch 'qwen2vl' continues a 'qwen2_vl' one"):
+        train_captioner(CaptionerConfig(cache_dir=tmp_path / "c", init_from=parent, **MICRO_CAPTIONER_QWEN))
