@@ -13,7 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caption_gen.captioner.architecture import HEAD_DIM, CaptionerArch, check_head_dim, save_with_generation_ids
+from caption_gen.captioner.architecture import (
+    HEAD_DIM,
+    CaptionerArch,
+    check_head_dim,
+    save_with_generation_ids,
+)
 from caption_gen.captioner.vocabulary import CHAT_TEMPLATE, SPECIALS
 
 

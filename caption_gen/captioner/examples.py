@@ -135,7 +135,6 @@ class BatchSampler:
         each image's prefix once, then ``per_image`` independently drawn (instruction, answer)
         continuations that attend to it and to themselves only. ``index`` names the images (their
         features or :meth:`pixels_of`); no pixels are gathered here, a cached-feature step needs none."""
-        import torch
 
         if batch_size % per_image:
             raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")

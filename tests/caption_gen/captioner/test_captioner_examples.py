@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from caption_gen.captioner.examples import BatchSampler, Prompt, pack_examples, shared_prefix_length
 from caption_gen.captioner import CaptionerConfig
 from caption_gen.captioner.arch_llava import LlavaArch
+from caption_gen.captioner.examples import BatchSampler, Prompt, pack_examples, shared_prefix_length
 from caption_gen.captioner.train import _answer_loss, _embeds_with_image
 
 IMAGE = 299
