@@ -5,7 +5,7 @@ Wiring only (each step calls library code):
 1. synthesize a small pedestrian benchmark (:mod:`caption_gen.synth`) → the ``style-clusters`` flow
    (subflow) on its captions → style bank + inspector page;
 2. the miniature reproduction at quick size (:mod:`flows.repro_flow`, ``configs/repro_quick.yaml``): train
-   (or reuse from the cache) a clean and a noisy captioner (:mod:`caption_gen.captioner`, real LLaVA-type
+   (or reuse from the cache) a clean and a noisy captioner (:mod:`caption_gen.captioner`, real Qwen2-VL-type
    VLMs), caption unlabeled synthetic images with them through the ``build-corpus`` flow and the real vLLM
    engine (kinds from the repro config: static, dynamic, identity, clothing), **pretrain on those MLLM
    corpora** (NAM / EM + SDM), evaluate by direct transfer on a target benchmark in held-out phrasings,

@@ -1,5 +1,6 @@
-"""A small VLM captioner trained on synthetic pedestrians (DESIGN.md §8): a standard LLaVA that the real
-vLLM engine serves, so the captioning pipeline produces real, validated captions without downloads.
+"""A small VLM captioner trained on synthetic pedestrians (DESIGN.md §8): a standard Qwen2-VL (or LLaVA,
+:mod:`~caption_gen.captioner.architecture`) that the real vLLM engine serves, so the captioning pipeline
+produces real, validated captions without downloads.
 
 * :func:`train_captioner` (``pedes captioner train``) — train or reuse a cached model folder;
 * :mod:`~caption_gen.captioner.targets` — what the model learns to answer per instruction kind;

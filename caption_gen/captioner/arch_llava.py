@@ -56,8 +56,9 @@ class LlavaArch(CaptionerArch):
 
         return LlavaForConditionalGeneration.from_pretrained(folder)
 
-    def build_processor(self, tokenizer: Any) -> Any:
-        """``LlavaProcessor``: resize to ``image_size``² without centre crop, CLIP normalisation."""
+    def build_processor(self, tokenizer: Any, image_size: tuple[int, int]) -> Any:
+        """``LlavaProcessor``: resize to ``image_size``² without centre crop, CLIP normalisation (any input size
+        becomes the same square)."""
         from transformers import CLIPImageProcessor, LlavaProcessor
 
         side = self.cfg.square_side

@@ -50,8 +50,9 @@ class CaptionerArch(ABC):
         """A saved captioner's model (``init_from``)."""
 
     @abstractmethod
-    def build_processor(self, tokenizer: Any) -> Any:
-        """The processor saved with the model (the engine preprocesses images with it)."""
+    def build_processor(self, tokenizer: Any, image_size: tuple[int, int]) -> Any:
+        """The processor saved with the model (the engine preprocesses images with it); ``image_size`` is the
+        training images' (height, width)."""
 
     @abstractmethod
     def image_pixels(self, processor: Any, images: list[Any], names: list[str]) -> Any:

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from pedes_core.configuration import ConfigModel, ConfigPath
 
 #: bump when the training code changes what a config produces (invalidates cached models).
-TRAINER_VERSION = 6
+TRAINER_VERSION = 7
 
 
 def default_cache_dir() -> Path:

@@ -263,7 +263,8 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     else:
         tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size, instruction_phrases(instructions),
                                     specials=arch.specials, chat_template=arch.chat_template)
-        processor = arch.build_processor(tokenizer)
+        with Image.open(records[0].path) as first:
+            processor = arch.build_processor(tokenizer, (first.height, first.width))
     pixels = []
     for start in range(0, len(records), 256):
         chunk = records[start:start + 256]

@@ -1,4 +1,4 @@
-"""``pedes captioner train``: train (or reuse) the small LLaVA captioner on synthetic pedestrians
+"""``pedes captioner train``: train (or reuse) the small VLM captioner (Qwen2-VL; ``--set arch=llava``) on synthetic pedestrians
 (:func:`caption_gen.captioner.train_captioner`)."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def qwen():
     arch = Qwen2VLArch(CaptionerConfig(**SMALL))
     corpus = ["a man in a red shirt and blue jeans.", "Describe the person.", "a woman with long hair."] * 20
     tok = train_tokenizer(corpus, 300, specials=arch.specials, chat_template=arch.chat_template)
-    processor = arch.build_processor(tok)
+    processor = arch.build_processor(tok, (256, 128))
     model = arch.build_model(tok, seed=0).eval()
     return arch, processor, model
 
@@ -105,6 +105,20 @@ def test_a_packed_batch_has_the_models_own_loss_with_multimodal_positions(qwen):
                                         image_grid_thw=torch.tensor([arch.grid] * 4), attention_mask=real.long())
     assert torch.equal(ours[:, real], ref[:, real])
     assert not torch.equal(ours, single["position_ids"].expand(3, -1, -1))  # image tokens sit on a 2-D grid
+
+
+def test_an_image_of_the_same_aspect_ratio_at_any_size_gets_the_training_grid(qwen):
+    """The processor scales small images up (``min_pixels`` just under the training resolution): a 96 × 48
+    crop is read as the same 8 × 4 patches as the 256 × 128 training images (with Qwen2-VL's default
+    ``min_pixels`` a 96 × 48 crop would stay 6 × 4)."""
+    arch, processor, _ = qwen
+    grids = [processor.image_processor(images=_images(1, size=(w, h)), return_tensors="pt")["image_grid_thw"].tolist()
+             for h, w in ((256, 128), (128, 64), (96, 48), (64, 32), (180, 90), (512, 256))]
+    assert grids == [[[1, 8, 4]]] * 6
+    from transformers import Qwen2VLImageProcessor
+
+    default = Qwen2VLImageProcessor(max_pixels=arch.cfg.pixel_budget, patch_size=16, merge_size=2)
+    assert default(images=_images(1, size=(48, 96)), return_tensors="pt")["image_grid_thw"].tolist() == [[1, 6, 4]]
 
 
 def test_training_images_of_another_aspect_ratio_are_an_input_error(qwen):
