@@ -28,8 +28,8 @@ class CaptionerConfig(ConfigModel):
     stages: 3,000 vision steps (auxiliary attribute loss only, batch 32, half the images mirrored) then 5,400
     joint steps of 16 examples with the vision tower frozen (LLaVA's recipe; its features cached), grouped by
     length 8 steps at a time. Measured on two idle cores (2026-12-07): 8 min 33 s from scratch — rendering
-    20 s, image loading 18 s, vision stage 220 s, joint stage 256 s (47 ms a step) — for 89.3 % / 88.5 %
-    static attribute accuracy on two held-out sets (``benchmarks/RESULTS.md``, "Trained captioner quality";
+    20 s, image loading 18 s, vision stage 220 s, joint stage 256 s (47 ms a step) — for 87.2–89.3 % /
+    88.5–88.7 % static attribute accuracy on two held-out sets (two benchmark runs of the same weights) (``benchmarks/RESULTS.md``, "Trained captioner quality";
     the LLaVA default before it: 12 min 21 s, 82.8 % / 83.9 % on the same host)."""
 
     #: a ``pedes synth`` folder; None → render ``synth_identities`` people with the reserved seed
