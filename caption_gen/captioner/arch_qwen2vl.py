@@ -153,11 +153,12 @@ class Qwen2VLArch(CaptionerArch):
 
         visual = model.model.visual
         b, bh, bw = pixels.shape[:3]
-        grid = torch.tensor([[1, bh * MERGE, bw * MERGE]] * b)
+        grid = torch.tensor([[1, bh * MERGE, bw * MERGE]])
         weight = visual.patch_embed.proj.weight  # (embed, 3, frames, patch, patch)
         flat = pixels.reshape(b * bh * bw * MERGE * MERGE, -1)
         hidden = torch.nn.functional.linear(flat.to(weight.dtype), weight.sum(dim=2).reshape(len(weight), -1))
-        rotary = visual.rotary_pos_emb(hidden, get_vision_position_ids(grid, visual.spatial_merge_size))
+        cos, sin = visual.rotary_pos_emb(hidden, get_vision_position_ids(grid[:1], visual.spatial_merge_size))
+        rotary = (cos.repeat(b, 1), sin.repeat(b, 1))  # every image has the same grid: one image's, tiled
         for block in visual.blocks:
             hidden = _block_of_equal_images(block, hidden, rotary, b)
         return hidden.reshape(b, bh * bw * MERGE * MERGE, -1)

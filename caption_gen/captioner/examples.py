@@ -136,10 +136,7 @@ class BatchSampler:
         continuations that attend to it and to themselves only. ``index`` names the images (their
         features or :meth:`pixels_of`); no pixels are gathered here, a cached-feature step needs none."""
 
-        if batch_size % per_image:
-            raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")
-        idx = self.rng.integers(len(self.records), size=batch_size // per_image)
-        rows = [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
+        idx, rows = self._rows(1, batch_size, per_image)
         return self._batch(rows, idx)
 
     def sample_by_length(self, steps: int, batch_size: int, per_image: int = 1) -> list[dict[str, Any]]:
@@ -150,15 +147,19 @@ class BatchSampler:
         are drawn does not change, only which of them share a step; ``steps`` 1 is :meth:`sample`."""
         if steps == 1:
             return [self.sample(batch_size, per_image)]
-        if batch_size % per_image:
-            raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")
         n = batch_size // per_image
-        idx = self.rng.integers(len(self.records), size=n * steps)
-        rows = [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
+        idx, rows = self._rows(steps, batch_size, per_image)
         size = [sum(len(p.input_ids) - self.prefix_len + len(a) for p, a in row) for row in rows]
         order = np.argsort(size, kind="stable")
         chunks = [order[k * n:(k + 1) * n] for k in range(steps)]
         return [self._batch([rows[j] for j in chunks[k]], idx[chunks[k]]) for k in self.rng.permutation(steps)]
+
+    def _rows(self, steps: int, batch_size: int, per_image: int) -> tuple[Any, list[list[tuple[Prompt, list[int]]]]]:
+        """The images of ``steps`` batches and, per image, its ``per_image`` drawn examples."""
+        if batch_size % per_image:
+            raise ValueError(f"batch_size {batch_size} is not a multiple of per_image {per_image}")
+        idx = self.rng.integers(len(self.records), size=steps * (batch_size // per_image))
+        return idx, [[self._example(self.records[int(i)]) for _ in range(per_image)] for i in idx]
 
     def _batch(self, rows: list[list[tuple[Prompt, list[int]]]], idx: Any) -> dict[str, Any]:
         import torch

@@ -248,6 +248,7 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     texts += [instructions.render("dynamic", image_id="-", seed=0, template_id=t.template_id).text
               for t in instructions.templates]
     arch = build_arch(cfg)
+    first = Image.open(records[0].path).convert("RGB")  # sizes Qwen2-VL's processor; renders the prompts
     if cfg.init_from is not None:
         try:
             parent = json.loads((Path(cfg.init_from) / "config.json").read_text()).get("model_type")
@@ -263,15 +264,14 @@ def _train(cfg: CaptionerConfig, synth: Path, key: str, out: Path, say: Callable
     else:
         tokenizer = train_tokenizer(tokenizer_corpus(texts, cfg.seed), cfg.vocab_size, instruction_phrases(instructions),
                                     specials=arch.specials, chat_template=arch.chat_template)
-        with Image.open(records[0].path) as first:
-            processor = arch.build_processor(tokenizer, (first.height, first.width))
+        processor = arch.build_processor(tokenizer, (first.height, first.width))
     pixels = []
     for start in range(0, len(records), 256):
         chunk = records[start:start + 256]
         imgs = [Image.open(r.path).convert("RGB") for r in chunk]
         pixels.append(arch.image_pixels(processor, imgs, [str(r.path) for r in chunk]).to(getattr(torch, CACHE_DTYPE)))
     pixel_values = torch.cat(pixels)
-    prompts = engine_prompts(instructions, processor, Image.open(records[0].path).convert("RGB"))
+    prompts = engine_prompts(instructions, processor, first)
     t_data = time.perf_counter() - t0
     say(f"captioner {key}: {len(records)} images of {len({r.person_id for r in records})} people from {synth}, "
         f"vocab {len(tokenizer)}, {len(prompts)} prompts ({t_data:.1f} s)")

@@ -170,26 +170,23 @@ class _RenderJob:
 
     def render(self, start: int, stop: int) -> tuple[list[dict[str, Any]], list[str]]:
         """Render people ``start … stop - 1``; their ``reid_raw.json`` entries and ``attributes.jsonl`` lines."""
-        out, seed, size, outfits, splits = self.out, self.seed, self.size, self.outfits, self.splits
-        images_per_identity, captions_per_image = self.images_per_identity, self.captions_per_image
-        jpeg_quality, phrasing = self.jpeg_quality, self.phrasing
         entries: list[dict[str, Any]] = []
         attributes: list[str] = []
         for pid in range(start, stop):
-            identity, wardrobe = person(pid, seed, outfits)
-            folder = out / "imgs" / f"{pid:05d}"
+            identity, wardrobe = person(pid, self.seed, self.outfits)
+            folder = self.out / "imgs" / f"{pid:05d}"
             folder.mkdir(exist_ok=True)
-            for k in range(images_per_identity):
-                outfit = wardrobe[k % outfits]
-                rng = _rng(seed, _IMAGE_LEVEL, pid, k)
+            for k in range(self.images_per_identity):
+                outfit = wardrobe[k % self.outfits]
+                rng = _rng(self.seed, _IMAGE_LEVEL, pid, k)
                 camera = sample_camera(rng)
-                image = render_person(identity, outfit, camera, size=size, rng=rng)
+                image = render_person(identity, outfit, camera, size=self.size, rng=rng)
                 rel = f"{pid:05d}/{pid:05d}_{k:03d}.jpg"
-                image.save(out / "imgs" / rel, format="JPEG", quality=jpeg_quality)
-                captions = [full_caption(identity, outfit, p, phrasing)
-                            for p in pick_patterns(rng, min(captions_per_image, len(PHRASINGS[phrasing])), phrasing)]
+                image.save(self.out / "imgs" / rel, format="JPEG", quality=self.jpeg_quality)
+                captions = [full_caption(identity, outfit, p, self.phrasing)
+                            for p in pick_patterns(rng, min(self.captions_per_image, len(PHRASINGS[self.phrasing])), self.phrasing)]
                 entries.append({
-                    "split": splits[pid],
+                    "split": self.splits[pid],
                     "captions": captions,
                     "file_path": rel,
                     "processed_tokens": [_TOKEN_RE.findall(c.lower()) for c in captions],
@@ -198,7 +195,7 @@ class _RenderJob:
                 attributes.append(json.dumps({
                     "file_path": rel,
                     "id": pid,
-                    "split": splits[pid],
+                    "split": self.splits[pid],
                     "outfit_id": outfit.outfit_id,
                     "identity": identity.to_dict(),
                     "outfit": outfit.to_dict(),
